@@ -1,0 +1,73 @@
+#!/usr/bin/env bun
+import { defineCommand, runMain, type ArgsDef } from "citty";
+import { openApp } from "./app.ts";
+import { OPTIONS, envName, resolveConfig, type OptionName } from "./config.ts";
+import { UserError } from "./errors.ts";
+import { log, setLogLevel } from "./log.ts";
+import { runStdio } from "./server/stdio.ts";
+import { VERSION } from "./version.ts";
+
+function flagName(name: OptionName): string {
+  return name.replaceAll("_", "-");
+}
+
+/** Every setting as a string flag; defaults are shown in the help text but applied by resolveConfig. */
+const SETTINGS_ARGS: ArgsDef = Object.fromEntries(
+  (Object.keys(OPTIONS) as OptionName[]).map((name) => {
+    const spec = OPTIONS[name];
+    const values = "values" in spec ? ` (${spec.values.join("|")})` : "";
+    const fallback = "default" in spec ? `; default ${spec.default}` : "";
+    return [
+      flagName(name),
+      { type: "string", description: `${spec.description}${values} [env ${envName(name)}${fallback}]` },
+    ];
+  }),
+);
+
+function flagsOf(args: Record<string, unknown>): Partial<Record<OptionName, string>> {
+  const flags: Partial<Record<OptionName, string>> = {};
+  for (const name of Object.keys(OPTIONS) as OptionName[]) {
+    const value = args[flagName(name)];
+    if (typeof value === "string") flags[name] = value;
+  }
+  return flags;
+}
+
+async function serve(args: Record<string, unknown>): Promise<void> {
+  const config = resolveConfig(flagsOf(args));
+  setLogLevel(config.logLevel);
+  if (config.sources.token === "flag") {
+    log.warn("--token is visible in process listings; prefer CONTREE_MCP_TOKEN or token in the INI file");
+  }
+  const app = await openApp(config);
+  if (config.mode === "http") {
+    const { runHttp } = await import("./server/http.ts");
+    await runHttp(app, config);
+    return;
+  }
+  await runStdio(app);
+}
+
+const serveCommand = defineCommand({
+  meta: { name: "serve", description: "Serve MCP (the default command)" },
+  args: SETTINGS_ARGS,
+  run: ({ args }) => serve(args),
+});
+
+export const main = defineCommand({
+  meta: {
+    name: "contree-mcp",
+    version: VERSION,
+    description: "MCP server: sandboxes with immutable, branchable images (ConTree cloud, or bubblewrap on this machine)",
+  },
+  args: SETTINGS_ARGS,
+  subCommands: { serve: serveCommand },
+  default: "serve",
+});
+
+if (import.meta.main) {
+  runMain(main).catch((error: unknown) => {
+    log.error(error instanceof UserError ? error.message : error);
+    process.exit(1);
+  });
+}

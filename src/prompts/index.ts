@@ -1,0 +1,5 @@
+import type { McpServer } from "@modelcontextprotocol/server";
+import type { ToolDeps } from "../tools/tool.ts";
+
+/** Registers every prompt (one file each in this directory). The only place they are registered. */
+export function registerPrompts(_server: McpServer, _deps: ToolDeps): void {}
