@@ -1,5 +1,4 @@
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { CloudBackend } from "./backend/cloud/backend.ts";
 import type { Backend } from "./backend/types.ts";
 import { unavailableBackend } from "./backend/unavailable.ts";
@@ -20,7 +19,12 @@ export async function openBackend(config: Config): Promise<Backend> {
         "The cloud backend needs a ConTree token: set CONTREE_MCP_TOKEN, token in ~/.config/contree/mcp.ini, or --token. Without a token, --backend local runs sandboxes on this machine.",
       );
     }
-    return new CloudBackend({ url: config.url, token: config.token, project: config.project, version: VERSION });
+    return new CloudBackend({
+      url: config.url,
+      token: config.token,
+      project: config.project,
+      version: VERSION,
+    });
   }
   const { LocalBackend } = await import("./backend/local/backend.ts");
   const problem = await LocalBackend.check();
@@ -48,4 +52,3 @@ export async function openApp(config: Config, backend?: Backend): Promise<App> {
     },
   };
 }
-

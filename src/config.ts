@@ -22,27 +22,49 @@ function xdg(name: "XDG_CONFIG_HOME" | "XDG_CACHE_HOME" | "XDG_DATA_HOME", fallb
 }
 
 export const OPTIONS = {
-  token: { kind: "string", description: "ConTree API token (prefer the env var or the INI file: flags show in process listings)", secret: true },
+  token: {
+    kind: "string",
+    description: "ConTree API token (prefer the env var or the INI file: flags show in process listings)",
+    secret: true,
+  },
   url: { kind: "string", description: "ConTree service URL", default: "https://contree.dev" },
   project: { kind: "string", description: "ConTree project id, sent as the Project header" },
   backend: {
     kind: "enum",
-    description: "Where sandboxes run: cloud (ConTree), local (bubblewrap on this machine), auto (cloud when a token is set)",
+    description:
+      "Where sandboxes run: cloud (ConTree), local (bubblewrap on this machine), auto (cloud when a token is set)",
     default: "auto",
     values: ["auto", "cloud", "local"],
   },
   mode: { kind: "enum", description: "MCP transport", default: "stdio", values: ["stdio", "http"] },
-  http_listen: { kind: "string", description: "HTTP mode: address to bind", default: "127.0.0.1", legacyIni: ["http", "listen"] },
+  http_listen: {
+    kind: "string",
+    description: "HTTP mode: address to bind",
+    default: "127.0.0.1",
+    legacyIni: ["http", "listen"],
+  },
   http_port: { kind: "int", description: "HTTP mode: port", default: "9452", legacyIni: ["http", "port"] },
-  http_token: { kind: "string", description: "HTTP mode: bearer token clients must send on /mcp", secret: true },
+  http_token: {
+    kind: "string",
+    description: "HTTP mode: bearer token clients must send on /mcp",
+    secret: true,
+  },
   log_level: {
     kind: "enum",
     description: "Log level (stderr)",
     default: "warning",
     values: ["critical", "error", "warning", "warn", "info", "debug", "trace", "silent"],
   },
-  cache_general: { kind: "string", description: "Path of the general cache database", legacyIni: ["cache", "general"] },
-  cache_files: { kind: "string", description: "Path of the file-sync cache database", legacyIni: ["cache", "files"] },
+  cache_general: {
+    kind: "string",
+    description: "Path of the general cache database",
+    legacyIni: ["cache", "general"],
+  },
+  cache_files: {
+    kind: "string",
+    description: "Path of the file-sync cache database",
+    legacyIni: ["cache", "files"],
+  },
   cache_prune_days: {
     kind: "int",
     description: "Drop cache entries unused for this many days (0 keeps them forever)",
@@ -156,7 +178,9 @@ export function resolveConfig(
       ["default", spec.default],
     ];
     // An empty value counts as unset, except for the prefix, where "" means "no prefix".
-    const hit = candidates.find(([, value]) => value !== undefined && (value !== "" || name === "tool_prefix"));
+    const hit = candidates.find(
+      ([, value]) => value !== undefined && (value !== "" || name === "tool_prefix"),
+    );
     raw[name] = hit?.[1];
     sources[name] = hit?.[0] ?? "unset";
     if (hit && spec.kind === "enum" && !spec.values?.includes(hit[1]!.toLowerCase())) {
@@ -169,7 +193,9 @@ export function resolveConfig(
   const int = (name: OptionName): number => {
     const value = Number(raw[name]);
     if (!Number.isInteger(value) || value < 0) {
-      throw new UserError(`Invalid ${name.replaceAll("_", "-")} '${raw[name]}' (from ${sources[name]}): use a whole number.`);
+      throw new UserError(
+        `Invalid ${name.replaceAll("_", "-")} '${raw[name]}' (from ${sources[name]}): use a whole number.`,
+      );
     }
     return value;
   };
@@ -192,7 +218,9 @@ export function resolveConfig(
     cacheFiles: resolve(expandHome(raw.cache_files ?? join(cacheDir, "files.db"))),
     cachePruneDays: int("cache_prune_days"),
     toolPrefix: raw.tool_prefix ?? "",
-    localRoot: resolve(expandHome(raw.local_root ?? join(xdg("XDG_DATA_HOME", ".local/share"), "contree-mcp"))),
+    localRoot: resolve(
+      expandHome(raw.local_root ?? join(xdg("XDG_DATA_HOME", ".local/share"), "contree-mcp")),
+    ),
     localNetwork: raw.local_network!.toLowerCase() as Config["localNetwork"],
     configPath,
     sources,

@@ -33,7 +33,14 @@ export function levelNumber(name: string): number {
   return LEVELS[name.toLowerCase()] ?? 1;
 }
 
-const TAGS: Record<number, string> = { 0: "error", 1: "warning", 2: "info", 3: "info", 4: "debug", 5: "trace" };
+const TAGS: Record<number, string> = {
+  0: "error",
+  1: "warning",
+  2: "info",
+  3: "info",
+  4: "debug",
+  5: "trace",
+};
 
 function formatArg(arg: unknown): string {
   if (typeof arg === "string") return arg;

@@ -58,7 +58,8 @@ export const main = defineCommand({
   meta: {
     name: "contree-mcp",
     version: VERSION,
-    description: "MCP server: sandboxes with immutable, branchable images (ConTree cloud, or bubblewrap on this machine)",
+    description:
+      "MCP server: sandboxes with immutable, branchable images (ConTree cloud, or bubblewrap on this machine)",
   },
   args: SETTINGS_ARGS,
   subCommands: { serve: serveCommand },

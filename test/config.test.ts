@@ -28,8 +28,14 @@ describe("resolveConfig", () => {
   });
 
   test("precedence: flag > env > file > default", () => {
-    const config = iniFile("[DEFAULT]\nurl = https://file.example\nhttp_port = 1000\nlog-level = debug\ntoken = file-token\n");
-    const env = { CONTREE_MCP_CONFIG: config, CONTREE_MCP_HTTP_PORT: "2000", CONTREE_MCP_URL: "https://env.example" };
+    const config = iniFile(
+      "[DEFAULT]\nurl = https://file.example\nhttp_port = 1000\nlog-level = debug\ntoken = file-token\n",
+    );
+    const env = {
+      CONTREE_MCP_CONFIG: config,
+      CONTREE_MCP_HTTP_PORT: "2000",
+      CONTREE_MCP_URL: "https://env.example",
+    };
     const resolved = resolveConfig({ url: "https://flag.example/" }, env);
     expect(resolved.url).toBe("https://flag.example");
     expect(resolved.sources.url).toBe("flag");
@@ -55,7 +61,9 @@ describe("resolveConfig", () => {
 
   test("bad values are user errors that name the setting and its source", () => {
     expect(() => resolveConfig({ mode: "carrier-pigeon" }, {})).toThrow(UserError);
-    expect(() => resolveConfig({}, { CONTREE_MCP_HTTP_PORT: "eighty" })).toThrow(/http-port 'eighty' \(from env\)/);
+    expect(() => resolveConfig({}, { CONTREE_MCP_HTTP_PORT: "eighty" })).toThrow(
+      /http-port 'eighty' \(from env\)/,
+    );
     expect(() => resolveConfig({ url: "contree.dev" }, {})).toThrow(/http:\/\/ or https:\/\//);
     expect(() => resolveConfig({ config: "/no/such/file.ini" }, {})).toThrow(/does not exist/);
   });

@@ -10,7 +10,13 @@ const runs = Number(process.argv[2] ?? 21);
 mkdirSync("dist/bench", { recursive: true });
 
 async function compile(entry: string, outfile: string): Promise<void> {
-  const result = await Bun.build({ entrypoints: [entry], compile: { outfile }, bytecode: true, format: "esm", minify: true });
+  const result = await Bun.build({
+    entrypoints: [entry],
+    compile: { outfile },
+    bytecode: true,
+    format: "esm",
+    minify: true,
+  });
   if (!result.success) throw new Error(result.logs.join("\n"));
 }
 
@@ -72,7 +78,7 @@ async function session(
   return { list, call: callMs };
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const median = (values: number[]) => [...values].toSorted((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 const fake = await startFakeContree();
 const home = mkdtempSync(join(tmpdir(), "contree-mcp-bench-"));
@@ -89,7 +95,10 @@ const minimal: number[] = [];
 const calls: number[] = [];
 for (let i = 0; i < runs; i++) {
   // Interleave the two so machine noise hits both alike.
-  const mine = await session(["dist/contree-mcp"], env, { name: "contree_list_images", arguments: { limit: 10 } });
+  const mine = await session(["dist/contree-mcp"], env, {
+    name: "contree_list_images",
+    arguments: { limit: 10 },
+  });
   ours.push(mine.list);
   calls.push(mine.call!);
   minimal.push((await session(["dist/bench/minimal-server"], env)).list);

@@ -25,7 +25,11 @@ export interface WaitResult {
  * off to once a second; each waiter sleeps on its own, so a thousand waiters never starve each other (the HTTP
  * client bounds concurrent requests per request, not per waiter). A backend that can push changes wakes us early.
  */
-export async function waitForOperation(backend: Backend, id: string, options: WaitOptions = {}): Promise<WaitResult> {
+export async function waitForOperation(
+  backend: Backend,
+  id: string,
+  options: WaitOptions = {},
+): Promise<WaitResult> {
   const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
   let interval = options.minIntervalMs ?? 25;
   const maxInterval = options.maxIntervalMs ?? 1000;
@@ -48,7 +52,9 @@ async function pause(backend: Backend, id: string, ms: number, outer?: AbortSign
   outer?.addEventListener("abort", stop, { once: true });
   const timer = setTimeout(stop, ms);
   try {
-    const sleeping = new Promise<void>((resolve) => controller.signal.addEventListener("abort", () => resolve()));
+    const sleeping = new Promise<void>((resolve) =>
+      controller.signal.addEventListener("abort", () => resolve()),
+    );
     const pushed = backend.operationChanged?.(id, controller.signal).catch(() => undefined);
     await (pushed ? Promise.race([sleeping, pushed]) : sleeping);
   } finally {

@@ -99,14 +99,27 @@ export class GeneralCache {
     this.db.run(
       `INSERT OR REPLACE INTO started (operation_id, kind, input_image, command, registry_url, created_at)
        VALUES (?, ?, ?, ?, ?, ?)`,
-      [started.operationId, started.kind, started.inputImage, started.command, started.registryUrl, Date.now()],
+      [
+        started.operationId,
+        started.kind,
+        started.inputImage,
+        started.command,
+        started.registryUrl,
+        Date.now(),
+      ],
     );
   }
 
   started(operationId: string): StartedOperation | null {
     const row = this.db
       .query<
-        { operation_id: string; kind: string; input_image: string | null; command: string | null; registry_url: string | null },
+        {
+          operation_id: string;
+          kind: string;
+          input_image: string | null;
+          command: string | null;
+          registry_url: string | null;
+        },
         [string]
       >("SELECT * FROM started WHERE operation_id = ?")
       .get(operationId);

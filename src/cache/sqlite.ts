@@ -27,7 +27,9 @@ export function openCache(path: string, schema: Schema): Database {
     for (const suffix of ["", "-wal", "-shm"]) {
       if (existsSync(path + suffix)) renameSync(path + suffix, aside + suffix);
     }
-    log.warn(`cache ${path} could not be used (${String(error)}); moved it to ${aside} and started a new one`);
+    log.warn(
+      `cache ${path} could not be used (${String(error)}); moved it to ${aside} and started a new one`,
+    );
     return openChecked(path, schema);
   }
 }
@@ -41,7 +43,9 @@ function openChecked(path: string, schema: Schema): Database {
     const check = db.query<{ quick_check: string }, []>("PRAGMA quick_check").get();
     if (check?.quick_check !== "ok") throw new Error(`integrity check failed: ${check?.quick_check}`);
     const version = db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version ?? 0;
-    const tables = db.query<{ n: number }, []>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get();
+    const tables = db
+      .query<{ n: number }, []>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'")
+      .get();
     if (version === 0 && (tables?.n ?? 0) === 0) {
       db.transaction(() => {
         db.exec(schema.create);

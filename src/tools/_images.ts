@@ -33,7 +33,11 @@ export const imageRefSchema = z
   .describe("Image UUID, or tag:NAME for a tagged image (e.g. tag:common/python/python:3.11-slim)");
 
 /** Resolves a UUID or `tag:NAME` to an image; a bare name that is not a UUID is tried as a tag. */
-export async function resolveImage(backend: Backend, reference: string, tool: (name: string) => string): Promise<Image> {
+export async function resolveImage(
+  backend: Backend,
+  reference: string,
+  tool: (name: string) => string,
+): Promise<Image> {
   const ref = safeDecode(reference.trim());
   const uuid = canonicalUuid(ref);
   if (uuid) {

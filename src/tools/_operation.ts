@@ -7,10 +7,19 @@ import type { ToolCall } from "./tool.ts";
 export const operationSchema = z.object({
   operation_id: z.string(),
   kind: z.enum(["instance", "image_import"]),
-  status: z.string().describe("PENDING, ASSIGNED or EXECUTING (still running); SUCCESS, FAILED or CANCELLED (done)"),
+  status: z
+    .string()
+    .describe("PENDING, ASSIGNED or EXECUTING (still running); SUCCESS, FAILED or CANCELLED (done)"),
   done: z.boolean().describe("true once the status is SUCCESS, FAILED or CANCELLED"),
-  error: z.string().nullable().describe("Why the backend failed the operation (not the command's own failure)"),
-  exit_code: z.number().int().nullable().describe("The command's exit code; null while running or when killed"),
+  error: z
+    .string()
+    .nullable()
+    .describe("Why the backend failed the operation (not the command's own failure)"),
+  exit_code: z
+    .number()
+    .int()
+    .nullable()
+    .describe("The command's exit code; null while running or when killed"),
   signal: z.number().int().nullable().describe("Signal that killed the command, if any"),
   timed_out: z.boolean().describe("The command hit its timeout and was killed"),
   stdout: z.string().describe("Output text (base64 when stdout_encoding is base64)"),
@@ -26,12 +35,16 @@ export const operationSchema = z.object({
   result_image: z
     .string()
     .nullable()
-    .describe("The image this operation produced (disposable=false runs and imports); use it as `image` later"),
+    .describe(
+      "The image this operation produced (disposable=false runs and imports); use it as `image` later",
+    ),
   result_tag: z.string().nullable(),
   filesystem_changed: z
     .boolean()
     .nullable()
-    .describe("disposable=false runs: whether the command changed files (false means result_image = input_image)"),
+    .describe(
+      "disposable=false runs: whether the command changed files (false means result_image = input_image)",
+    ),
   command: z.string().nullable(),
   registry_url: z.string().nullable().describe("Imports: what was imported"),
   duration_s: z.number().nullable(),
@@ -56,14 +69,32 @@ export function utf8OrNull(bytes: Uint8Array): string | null {
   for (let trim = 0; trim <= Math.min(3, bytes.length); trim++) {
     try {
       const text = decoder.decode(bytes.subarray(0, bytes.length - trim));
-      // Control bytes other than tab, newline, carriage return, escape and form feed mean binary.
-      if (/[\u0000-\u0008\u000e-\u001a\u001c-\u001f]/.test(text)) return null;
+      if (hasBinaryControls(text)) return null;
       return text;
     } catch {
       // try one byte shorter: the end may have split a character
     }
   }
   return null;
+}
+
+/** Control characters other than tab, newline, form feed, carriage return and escape mean binary. */
+function hasBinaryControls(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (
+      code < 0x20 &&
+      code !== 0x09 &&
+      code !== 0x0a &&
+      code !== 0x0b &&
+      code !== 0x0c &&
+      code !== 0x0d &&
+      code !== 0x1b
+    ) {
+      return true;
+    }
+  }
+  return false;
 }
 
 /** Moves `index` back to the start of a UTF-8 character. */
@@ -88,16 +119,30 @@ export function showStream(bytes: Uint8Array, limit: number): ShownStream {
   const tailStart = charStart(bytes, bytes.length - (limit - headEnd));
   const omitted = { offset: headEnd, length: tailStart - headEnd };
   if (asText === null) {
-    return { text: Buffer.from(bytes.subarray(0, limit)).toString("base64"), encoding: "base64", cut: true, omitted: { offset: limit, length: bytes.length - limit } };
+    return {
+      text: Buffer.from(bytes.subarray(0, limit)).toString("base64"),
+      encoding: "base64",
+      cut: true,
+      omitted: { offset: limit, length: bytes.length - limit },
+    };
   }
   const head = new TextDecoder().decode(bytes.subarray(0, headEnd));
   const tail = new TextDecoder().decode(bytes.subarray(tailStart));
-  return { text: `${head}\n[… ${omitted.length} bytes not shown …]\n${tail}`, encoding: "utf-8", cut: true, omitted };
+  return {
+    text: `${head}\n[… ${omitted.length} bytes not shown …]\n${tail}`,
+    encoding: "utf-8",
+    cut: true,
+    omitted,
+  };
 }
 
 const EMPTY: CapturedStream = { bytes: new Uint8Array(), truncated: false, droppedBytes: null };
 
-export function operationView(operation: Operation, showBytes: number, call: Pick<ToolCall, "tool">): OperationView {
+export function operationView(
+  operation: Operation,
+  showBytes: number,
+  call: Pick<ToolCall, "tool">,
+): OperationView {
   const result = operation.result;
   const stdout = result?.stdout ?? EMPTY;
   const stderr = result?.stderr ?? EMPTY;
@@ -126,7 +171,10 @@ export function operationView(operation: Operation, showBytes: number, call: Pic
     }
   }
   const changed =
-    operation.kind === "instance" && operation.disposable === false && operation.status === "SUCCESS" && operation.resultImage
+    operation.kind === "instance" &&
+    operation.disposable === false &&
+    operation.status === "SUCCESS" &&
+    operation.resultImage
       ? operation.resultImage !== operation.inputImage
       : null;
   return {
@@ -148,7 +196,8 @@ export function operationView(operation: Operation, showBytes: number, call: Pic
     stderr_bytes: stderr.bytes.length,
     output_hint: hints.length ? hints.join("\n") : null,
     input_image: operation.inputImage,
-    result_image: operation.kind === "instance" && operation.disposable !== false ? null : operation.resultImage,
+    result_image:
+      operation.kind === "instance" && operation.disposable !== false ? null : operation.resultImage,
     result_tag: operation.resultTag,
     filesystem_changed: changed,
     command: operation.command,
@@ -161,7 +210,11 @@ export function operationView(operation: Operation, showBytes: number, call: Pic
 /** Text that mirrors an operation view for clients that show only text. */
 export function operationSummary(view: OperationView): string {
   const lines: string[] = [];
-  const head = [`operation ${view.operation_id}`, view.kind === "image_import" ? "import" : "run", view.status];
+  const head = [
+    `operation ${view.operation_id}`,
+    view.kind === "image_import" ? "import" : "run",
+    view.status,
+  ];
   if (view.exit_code !== null) head.push(`exit_code=${view.exit_code}`);
   if (view.signal !== null) head.push(`signal=${view.signal}`);
   if (view.timed_out) head.push("TIMED OUT");
@@ -170,7 +223,9 @@ export function operationSummary(view: OperationView): string {
   if (view.error) lines.push(`error: ${view.error}`);
   if (view.result_image) {
     const changed = view.filesystem_changed === false ? " (no files changed: same image)" : "";
-    lines.push(`result_image: ${view.result_image}${view.result_tag ? ` (tag ${view.result_tag})` : ""}${changed}`);
+    lines.push(
+      `result_image: ${view.result_image}${view.result_tag ? ` (tag ${view.result_tag})` : ""}${changed}`,
+    );
   }
   if (view.registry_url) lines.push(`registry_url: ${view.registry_url}`);
   for (const name of ["stdout", "stderr"] as const) {
@@ -193,7 +248,9 @@ export async function fetchOperation(call: ToolCall, id: string): Promise<Operat
     return operation;
   } catch (error) {
     if (error instanceof BackendError && error.code === "not_found") {
-      throw new UserError(`No operation with id '${id}'. Call ${call.tool("list_operations")} to see recent operations.`);
+      throw new UserError(
+        `No operation with id '${id}'. Call ${call.tool("list_operations")} to see recent operations.`,
+      );
     }
     throw error;
   }

@@ -30,7 +30,10 @@ export const cancelOperation = defineTool({
     }
     await call.deps.backend.cancelOperation(id);
     // Cancelling takes effect asynchronously; a short wait usually sees the final status.
-    const { operation } = await waitForOperation(call.deps.backend, id, { timeoutMs: 3000, signal: call.signal });
+    const { operation } = await waitForOperation(call.deps.backend, id, {
+      timeoutMs: 3000,
+      signal: call.signal,
+    });
     recordFinished(call, operation);
     const cancelled = operation.status === "CANCELLED";
     return {

@@ -1,6 +1,12 @@
 import * as z from "zod";
 import DESCRIPTION from "./get-operation.md" with { type: "text" };
-import { fetchOperation, operationSchema, operationSummary, operationView, showStream } from "./_operation.ts";
+import {
+  fetchOperation,
+  operationSchema,
+  operationSummary,
+  operationView,
+  showStream,
+} from "./_operation.ts";
 import { defineTool } from "./tool.ts";
 
 const pageSchema = z.object({
@@ -22,7 +28,12 @@ export const getOperation = defineTool({
     stream: z.enum(["stdout", "stderr"]).nullish().describe("Read a page of this stream's kept output"),
     offset: z.number().int().min(0).default(0).describe("Byte offset of the page (with stream)"),
     limit: z.number().int().min(1).max(1_000_000).default(16_000).describe("Bytes per page (with stream)"),
-    truncate_output_at: z.number().int().min(100).default(8000).describe("Bytes of stdout/stderr shown when not paging"),
+    truncate_output_at: z
+      .number()
+      .int()
+      .min(100)
+      .default(8000)
+      .describe("Bytes of stdout/stderr shown when not paging"),
   }),
   output: operationSchema.extend({ page: pageSchema.nullable() }),
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },

@@ -17,14 +17,24 @@ export const importImage = defineTool({
     registry_url: z
       .string()
       .min(1)
-      .describe("Image reference: docker://python:3.11-slim, docker://ghcr.io/org/img:tag, host:port/repo:tag"),
+      .describe(
+        "Image reference: docker://python:3.11-slim, docker://ghcr.io/org/img:tag, host:port/repo:tag",
+      ),
     tag: z.string().nullish().describe("Tag for the imported image, e.g. python:3.11-slim"),
     wait: z.boolean().default(true).describe("false: return at once with operation_id"),
     i_accept_that_anonymous_access_might_be_rate_limited: z
       .boolean()
       .default(false)
-      .describe("Import without stored registry credentials (public images; registries may rate-limit anonymous pulls)"),
-    timeout: z.number().int().positive().max(3600).default(300).describe("Seconds the backend may spend importing"),
+      .describe(
+        "Import without stored registry credentials (public images; registries may rate-limit anonymous pulls)",
+      ),
+    timeout: z
+      .number()
+      .int()
+      .positive()
+      .max(3600)
+      .default(300)
+      .describe("Seconds the backend may spend importing"),
   }),
   output: operationSchema,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
@@ -45,7 +55,13 @@ export const importImage = defineTool({
       credentials: stored ? { username: stored.username, password: stored.password } : undefined,
       timeoutS: args.timeout,
     });
-    cache.rememberStarted({ operationId: id, kind: "image_import", inputImage: null, command: null, registryUrl: url });
+    cache.rememberStarted({
+      operationId: id,
+      kind: "image_import",
+      inputImage: null,
+      command: null,
+      registryUrl: url,
+    });
     call.progress(`importing ${url}`);
     let operation = await backend.getOperation(id);
     if (args.wait) {
@@ -55,7 +71,10 @@ export const importImage = defineTool({
         signal: call.signal,
         minIntervalMs: call.deps.pollIntervalMs?.min,
         maxIntervalMs: call.deps.pollIntervalMs?.max,
-        onUpdate: (op) => call.progress(`import ${op.status.toLowerCase()} ${Math.round((Date.now() - started) / 1000)}s: ${url}`),
+        onUpdate: (op) =>
+          call.progress(
+            `import ${op.status.toLowerCase()} ${Math.round((Date.now() - started) / 1000)}s: ${url}`,
+          ),
       });
       operation = waited.operation;
     }

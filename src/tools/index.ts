@@ -27,7 +27,6 @@ export const TOOLS: ToolDefinition[] = [
   registryAuth,
 ] as unknown as ToolDefinition[];
 
-
 export function registerTools(server: McpServer, deps: ToolDeps): void {
   for (const tool of TOOLS) registerTool(server, tool, deps);
 }

@@ -9,16 +9,28 @@ export const listImages = defineTool({
   description: DESCRIPTION,
   input: z.object({
     limit: z.number().int().min(1).max(1000).default(100).describe("How many images to return (1-1000)"),
-    offset: z.number().int().min(0).default(0).describe("Skip this many (for the next page, pass next_offset)"),
+    offset: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe("Skip this many (for the next page, pass next_offset)"),
     tagged: z.boolean().nullish().describe("true: only tagged images; false: only untagged; omit for both"),
     tag_prefix: z.string().nullish().describe("Only images whose tag starts with this, e.g. 'common/'"),
-    since: z.string().nullish().describe("Only images created after this: ISO 8601 or relative like 15m, 2h, 3d"),
+    since: z
+      .string()
+      .nullish()
+      .describe("Only images created after this: ISO 8601 or relative like 15m, 2h, 3d"),
     until: z.string().nullish().describe("Only images created before this: ISO 8601 or relative"),
   }),
   output: z.object({
     images: z.array(imageSchema),
     count: z.number().int(),
-    next_offset: z.number().int().nullable().describe("Pass as offset to get the next page; null when this was the last"),
+    next_offset: z
+      .number()
+      .int()
+      .nullable()
+      .describe("Pass as offset to get the next page; null when this was the last"),
   }),
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   async run(args, call) {

@@ -8,7 +8,12 @@ export const listOperations = defineTool({
   description: DESCRIPTION,
   input: z.object({
     limit: z.number().int().min(1).max(1000).default(100).describe("How many to return (1-1000)"),
-    offset: z.number().int().min(0).default(0).describe("Skip this many (pass next_offset for the next page)"),
+    offset: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe("Skip this many (pass next_offset for the next page)"),
     status: z
       .string()
       .nullish()
@@ -56,7 +61,8 @@ export const listOperations = defineTool({
   summary(result) {
     if (!result.count) return "No operations match.";
     const rows = result.operations.map(
-      (op) => `${op.operation_id}  ${op.type}  ${op.status}  ${op.created_at}${op.error ? `  error: ${op.error}` : ""}`,
+      (op) =>
+        `${op.operation_id}  ${op.type}  ${op.status}  ${op.created_at}${op.error ? `  error: ${op.error}` : ""}`,
     );
     return `${result.count} operation(s):\n${rows.join("\n")}`;
   },

@@ -11,7 +11,10 @@ export const registryAuth = defineTool({
   title: "Store registry credentials",
   description: DESCRIPTION,
   input: z.object({
-    registry_url: z.string().min(1).describe("Registry or image reference, e.g. docker.io or docker://ghcr.io/org/img:tag"),
+    registry_url: z
+      .string()
+      .min(1)
+      .describe("Registry or image reference, e.g. docker.io or docker://ghcr.io/org/img:tag"),
     username: z.string().min(1).describe("Registry user name"),
     token: z.string().min(1).describe("Access token (read-only is enough) or password, as given by the user"),
   }),
@@ -26,7 +29,9 @@ export const registryAuth = defineTool({
     registerSecret(args.token);
     const registry = registryHostOf(args.registry_url);
     // A repository in the reference lets token servers that need a scope answer; a bare host works for most.
-    const ref = parseImageReference(args.registry_url.includes("/") ? args.registry_url : `${registry}/library/probe`);
+    const ref = parseImageReference(
+      args.registry_url.includes("/") ? args.registry_url : `${registry}/library/probe`,
+    );
     const valid = await validateCredentials(ref, { username: args.username, password: args.token });
     if (!valid) {
       throw new UserError(

@@ -8,12 +8,18 @@ export const registryTokenObtain = defineTool({
   title: "Where to create a registry token",
   description: DESCRIPTION,
   input: z.object({
-    registry_url: z.string().min(1).describe("Registry or image reference, e.g. docker.io, ghcr.io, docker://ghcr.io/org/img"),
+    registry_url: z
+      .string()
+      .min(1)
+      .describe("Registry or image reference, e.g. docker.io, ghcr.io, docker://ghcr.io/org/img"),
   }),
   output: z.object({
     registry: z.string().describe("Registry host"),
     known: z.boolean().describe("Whether this server knows the registry's token page"),
-    url: z.string().nullable().describe("Page where the user creates a read-only token; open it in the user's browser"),
+    url: z
+      .string()
+      .nullable()
+      .describe("Page where the user creates a read-only token; open it in the user's browser"),
     message: z.string().describe("What to tell the user"),
     agent_instruction: z.string(),
   }),

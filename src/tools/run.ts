@@ -32,16 +32,24 @@ export const run = defineTool({
   input: z.object({
     command: z.string().min(1).describe("Shell command (shell=true) or program path (shell=false)"),
     image: imageRefSchema,
-    shell: z.boolean().default(true).describe("Run through /bin/sh -c; false runs `command` with `args` directly"),
+    shell: z
+      .boolean()
+      .default(true)
+      .describe("Run through /bin/sh -c; false runs `command` with `args` directly"),
     args: z.array(z.string()).nullish().describe("Arguments when shell=false"),
-    env: z.record(z.string(), z.string()).nullish().describe("Environment variables, e.g. {\"PYTHONUNBUFFERED\": \"1\"}"),
+    env: z
+      .record(z.string(), z.string())
+      .nullish()
+      .describe('Environment variables, e.g. {"PYTHONUNBUFFERED": "1"}'),
     cwd: z.string().default("/root").describe("Absolute working directory inside the sandbox"),
     timeout: z
       .number()
       .positive()
       .max(86_400)
       .default(30)
-      .describe("Seconds before the command and everything it started are killed (the cloud caps this, usually at 3600)"),
+      .describe(
+        "Seconds before the command and everything it started are killed (the cloud caps this, usually at 3600)",
+      ),
     disposable: z
       .boolean()
       .default(true)
@@ -51,7 +59,10 @@ export const run = defineTool({
       .record(z.string(), fileSchema)
       .nullish()
       .describe('Container path -> file UUID from upload (or {uuid, mode}), e.g. {"/app/main.py": "<uuid>"}'),
-    wait: z.boolean().default(true).describe("false: return at once with operation_id; collect with wait_operations"),
+    wait: z
+      .boolean()
+      .default(true)
+      .describe("false: return at once with operation_id; collect with wait_operations"),
     truncate_output_at: z
       .number()
       .int()
@@ -64,7 +75,9 @@ export const run = defineTool({
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
   async run(args, call) {
     if (!args.cwd.startsWith("/")) {
-      throw new UserError(`cwd must be an absolute path inside the sandbox (got '${args.cwd}'), e.g. /root or /app.`);
+      throw new UserError(
+        `cwd must be an absolute path inside the sandbox (got '${args.cwd}'), e.g. /root or /app.`,
+      );
     }
     const files: Record<string, FileSpec> = {};
     for (const [path, spec] of Object.entries(args.files ?? {})) {
@@ -101,7 +114,13 @@ export const run = defineTool({
       }
       throw error;
     }
-    cache.rememberStarted({ operationId: id, kind: "instance", inputImage: image, command: args.command, registryUrl: null });
+    cache.rememberStarted({
+      operationId: id,
+      kind: "instance",
+      inputImage: image,
+      command: args.command,
+      registryUrl: null,
+    });
     call.progress(`started operation ${id}`);
     let operation = await backend.getOperation(id);
     if (args.wait) {
@@ -111,7 +130,10 @@ export const run = defineTool({
         signal: call.signal,
         minIntervalMs: call.deps.pollIntervalMs?.min,
         maxIntervalMs: call.deps.pollIntervalMs?.max,
-        onUpdate: (op) => call.progress(`${op.status.toLowerCase()} ${Math.round((Date.now() - started) / 1000)}s: ${args.command.slice(0, 60)}`),
+        onUpdate: (op) =>
+          call.progress(
+            `${op.status.toLowerCase()} ${Math.round((Date.now() - started) / 1000)}s: ${args.command.slice(0, 60)}`,
+          ),
       });
       operation = waited.operation;
       if (waited.aborted) {

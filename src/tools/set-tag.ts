@@ -12,7 +12,9 @@ export const setTag = defineTool({
     tag: z
       .string()
       .nullish()
-      .describe("New tag: lower-case letters, digits, _ - and : / . separators; empty or null removes the tag"),
+      .describe(
+        "New tag: lower-case letters, digits, _ - and : / . separators; empty or null removes the tag",
+      ),
   }),
   output: imageSchema,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
@@ -21,7 +23,14 @@ export const setTag = defineTool({
     const { backend, cache } = call.deps;
     if (args.tag) {
       const image = await backend.setTag(uuid, checkTag(args.tag.trim()));
-      cache.recordImage({ uuid, parent: null, operationId: null, command: null, registryUrl: null, tag: image.tag });
+      cache.recordImage({
+        uuid,
+        parent: null,
+        operationId: null,
+        command: null,
+        registryUrl: null,
+        tag: image.tag,
+      });
       return imageView(image);
     }
     return imageView(await backend.removeTag(uuid));

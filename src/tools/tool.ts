@@ -64,7 +64,10 @@ const HEARTBEAT_MS = 5_000;
 export function errorText(error: unknown, call: Pick<ToolCall, "tool">): string | null {
   if (error instanceof UserError) return error.message;
   if (!(error instanceof BackendError)) return null;
-  const where = error.method && error.url ? ` (${error.method} ${error.url}${error.status ? ` → ${error.status}` : ""})` : "";
+  const where =
+    error.method && error.url
+      ? ` (${error.method} ${error.url}${error.status ? ` → ${error.status}` : ""})`
+      : "";
   switch (error.code) {
     case "unauthorized":
       return `The backend rejected the credentials${where}: ${error.detail}. Check the ConTree token (--token, CONTREE_MCP_TOKEN or token in mcp.ini); it may have expired.`;
@@ -133,7 +136,10 @@ function progressReporter(ctx: ServerContext): { report: (message: string) => vo
     count += 1;
     sentAt = Date.now();
     ctx.mcpReq
-      .notify({ method: "notifications/progress", params: { progressToken: token, progress: count, message } })
+      .notify({
+        method: "notifications/progress",
+        params: { progressToken: token, progress: count, message },
+      })
       .catch((error: unknown) => log.debug("progress notification failed:", error));
   };
   // Clients reset their idle timeout on progress; a quiet wait still says it is alive at least every 5 s.

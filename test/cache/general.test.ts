@@ -28,9 +28,9 @@ function operation(status: string): Operation {
   };
 }
 
-describe("GeneralCache", () => {
-  const dir = () => mkdtempSync(join(tmpdir(), "contree-mcp-cache-"));
+const dir = () => mkdtempSync(join(tmpdir(), "contree-mcp-cache-"));
 
+describe("GeneralCache", () => {
   test("keeps terminal operations only, bytes intact", () => {
     const cache = new GeneralCache(join(dir(), "cache.db"));
     cache.putOperation(operation("EXECUTING"));
@@ -45,8 +45,22 @@ describe("GeneralCache", () => {
 
   test("lineage records merge and list children", () => {
     const cache = new GeneralCache(join(dir(), "cache.db"));
-    cache.recordImage({ uuid: "child", parent: "root", operationId: "op", command: "make", registryUrl: null, tag: null });
-    cache.recordImage({ uuid: "child", parent: null, operationId: null, command: null, registryUrl: null, tag: "t" });
+    cache.recordImage({
+      uuid: "child",
+      parent: "root",
+      operationId: "op",
+      command: "make",
+      registryUrl: null,
+      tag: null,
+    });
+    cache.recordImage({
+      uuid: "child",
+      parent: null,
+      operationId: null,
+      command: null,
+      registryUrl: null,
+      tag: "t",
+    });
     expect(cache.image("child")).toMatchObject({ parent: "root", command: "make", tag: "t" });
     expect(cache.children("root")).toEqual(["child"]);
     cache.close();

@@ -39,7 +39,10 @@ describe("compiled binary", () => {
     const version = Bun.spawnSync([binary, "--version"], { env: env(), cwd: dir });
     expect(version.exitCode).toBe(0);
     expect(version.stdout.toString().trim()).toMatch(/^\d+\.\d+\.\d+/);
-    const help = Bun.spawnSync([binary, "--help"], { env: env({ CONTREE_MCP_TOKEN: "sekrit-help-token" }), cwd: dir });
+    const help = Bun.spawnSync([binary, "--help"], {
+      env: env({ CONTREE_MCP_TOKEN: "sekrit-help-token" }),
+      cwd: dir,
+    });
     expect(help.exitCode).toBe(0);
     const text = help.stdout.toString() + help.stderr.toString();
     expect(text).toContain("--tool-prefix");

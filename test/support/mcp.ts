@@ -13,7 +13,11 @@ export interface TestSession {
   app: App;
   dir: string;
   /** Calls a tool by its unprefixed name. */
-  call(name: string, args?: Record<string, unknown>, options?: { onprogress?: (p: unknown) => void; signal?: AbortSignal }): Promise<CallToolResult>;
+  call(
+    name: string,
+    args?: Record<string, unknown>,
+    options?: { onprogress?: (p: unknown) => void; signal?: AbortSignal },
+  ): Promise<CallToolResult>;
   close(): Promise<void>;
 }
 

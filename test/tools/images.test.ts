@@ -8,7 +8,9 @@ let session: TestSession;
 
 beforeAll(async () => {
   fake = await startFakeContree();
-  session = await connect(new CloudBackend({ url: fake.url, token: fake.token, version: "test", retry: { baseDelayMs: 1 } }));
+  session = await connect(
+    new CloudBackend({ url: fake.url, token: fake.token, version: "test", retry: { baseDelayMs: 1 } }),
+  );
 });
 
 afterAll(async () => {
@@ -39,7 +41,8 @@ describe("image tools", () => {
     const upper = `{${image.uuid.toUpperCase()}}`;
     const byUuid = (await session.call("get_image", { image: upper })).structuredContent as ImageView;
     expect(byUuid.uuid).toBe(image.uuid);
-    const byTag = (await session.call("get_image", { image: "tag:lookup/me:1" })).structuredContent as ImageView;
+    const byTag = (await session.call("get_image", { image: "tag:lookup/me:1" }))
+      .structuredContent as ImageView;
     expect(byTag.uuid).toBe(image.uuid);
     const bare = (await session.call("get_image", { image: "lookup/me:1" })).structuredContent as ImageView;
     expect(bare.uuid).toBe(image.uuid);
@@ -48,11 +51,13 @@ describe("image tools", () => {
   test("set_tag moves a tag; an empty tag removes it", async () => {
     const first = fake.addImage({ tag: "moving:tag" }).uuid;
     const second = fake.addImage({}).uuid;
-    const moved = (await session.call("set_tag", { image_uuid: second, tag: "moving:tag" })).structuredContent as ImageView;
+    const moved = (await session.call("set_tag", { image_uuid: second, tag: "moving:tag" }))
+      .structuredContent as ImageView;
     expect(moved).toMatchObject({ uuid: second, tag: "moving:tag" });
     const firstNow = (await session.call("get_image", { image: first })).structuredContent as ImageView;
     expect(firstNow.tag).toBeNull();
-    const removed = (await session.call("set_tag", { image_uuid: second, tag: "" })).structuredContent as ImageView;
+    const removed = (await session.call("set_tag", { image_uuid: second, tag: "" }))
+      .structuredContent as ImageView;
     expect(removed.tag).toBeNull();
     const gone = await session.call("get_image", { image: "tag:moving:tag" });
     expect(gone.isError).toBe(true);
@@ -78,7 +83,8 @@ describe("image tools", () => {
     expect(body.registry.url).toBe("docker://docker.io/library/python:3.11-slim");
     expect(body.registry.credentials).toBeUndefined();
     expect(body.tag).toBe("python:3.11-slim");
-    const tagged = (await session.call("get_image", { image: "tag:python:3.11-slim" })).structuredContent as ImageView;
+    const tagged = (await session.call("get_image", { image: "tag:python:3.11-slim" }))
+      .structuredContent as ImageView;
     expect(tagged.uuid).toBe(op.result_image);
   });
 

@@ -5,7 +5,12 @@ const bytes = (text: string) => new TextEncoder().encode(text);
 
 describe("showStream", () => {
   test("short text is shown whole", () => {
-    expect(showStream(bytes("hello\n"), 100)).toEqual({ text: "hello\n", encoding: "utf-8", cut: false, omitted: null });
+    expect(showStream(bytes("hello\n"), 100)).toEqual({
+      text: "hello\n",
+      encoding: "utf-8",
+      cut: false,
+      omitted: null,
+    });
   });
 
   test("long text keeps head and tail and names the omitted range", () => {

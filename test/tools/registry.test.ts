@@ -13,7 +13,9 @@ let session: TestSession;
 
 beforeAll(async () => {
   fake = await startFakeContree();
-  session = await connect(new CloudBackend({ url: fake.url, token: fake.token, version: "test", retry: { baseDelayMs: 1 } }));
+  session = await connect(
+    new CloudBackend({ url: fake.url, token: fake.token, version: "test", retry: { baseDelayMs: 1 } }),
+  );
 });
 
 afterAll(async () => {
@@ -38,43 +40,53 @@ describe("registry_token_obtain", () => {
   });
 
   test("an unknown registry gets generic guidance, not an error", async () => {
-    const result = await session.call("registry_token_obtain", { registry_url: "docker://registry.example.com/a/b" });
+    const result = await session.call("registry_token_obtain", {
+      registry_url: "docker://registry.example.com/a/b",
+    });
     expect(result.isError).toBeFalsy();
     expect((result.structuredContent as { url: string | null }).url).toBeNull();
   });
 });
 
-describe.skipIf(!hasRegistry)("registry_auth against a real docker-registry with htpasswd (needs docker-registry, htpasswd)", () => {
-  test("wrong credentials are refused and nothing is stored; right ones are stored 0600 and used by import", async () => {
-    const registry = await startTestRegistry({ auth: "htpasswd" });
-    try {
-      const bad = await session.call("registry_auth", {
-        registry_url: `${registry.host}/probe/bb`,
-        username: registry.username,
-        token: "wrong-password",
-      });
-      expect(bad.isError).toBe(true);
-      expect(textOf(bad)).toMatch(/Invalid credentials/);
-      expect(textOf(bad)).not.toContain("wrong-password");
+describe.skipIf(!hasRegistry)(
+  "registry_auth against a real docker-registry with htpasswd (needs docker-registry, htpasswd)",
+  () => {
+    test("wrong credentials are refused and nothing is stored; right ones are stored 0600 and used by import", async () => {
+      const registry = await startTestRegistry({ auth: "htpasswd" });
+      try {
+        const bad = await session.call("registry_auth", {
+          registry_url: `${registry.host}/probe/bb`,
+          username: registry.username,
+          token: "wrong-password",
+        });
+        expect(bad.isError).toBe(true);
+        expect(textOf(bad)).toMatch(/Invalid credentials/);
+        expect(textOf(bad)).not.toContain("wrong-password");
 
-      const good = await session.call("registry_auth", {
-        registry_url: `${registry.host}/probe/bb`,
-        username: registry.username,
-        token: registry.password,
-      });
-      expect(good.isError).toBeFalsy();
-      expect(textOf(good)).toMatch(/successfully/);
-      expect(statSync(defaultCredentialsPath()).mode & 0o777).toBe(0o600);
+        const good = await session.call("registry_auth", {
+          registry_url: `${registry.host}/probe/bb`,
+          username: registry.username,
+          token: registry.password,
+        });
+        expect(good.isError).toBeFalsy();
+        expect(textOf(good)).toMatch(/successfully/);
+        expect(statSync(defaultCredentialsPath()).mode & 0o777).toBe(0o600);
 
-      const imported = await session.call("import_image", { registry_url: `docker://${registry.host}/probe/bb:latest` });
-      expect(imported.isError).toBeFalsy();
-      const body = fake.requests.filter((r) => r.path === "/v1/images/import").at(-1)?.body as {
-        registry: { url: string; credentials: { username: string; password: string } };
-      };
-      expect(body.registry.url).toBe(`docker://${registry.host}/probe/bb:latest`);
-      expect(body.registry.credentials).toEqual({ username: registry.username, password: registry.password });
-    } finally {
-      await registry.close();
-    }
-  });
-});
+        const imported = await session.call("import_image", {
+          registry_url: `docker://${registry.host}/probe/bb:latest`,
+        });
+        expect(imported.isError).toBeFalsy();
+        const body = fake.requests.filter((r) => r.path === "/v1/images/import").at(-1)?.body as {
+          registry: { url: string; credentials: { username: string; password: string } };
+        };
+        expect(body.registry.url).toBe(`docker://${registry.host}/probe/bb:latest`);
+        expect(body.registry.credentials).toEqual({
+          username: registry.username,
+          password: registry.password,
+        });
+      } finally {
+        await registry.close();
+      }
+    });
+  },
+);

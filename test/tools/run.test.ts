@@ -33,7 +33,8 @@ beforeAll(async () => {
         return { exitCode: 0, stdout: `${"a".repeat(size / 2)}${"z".repeat(size / 2)}`, stderr: "" };
       }
       if (command === "binary") return { exitCode: 0, stdout: Buffer.from([0, 1, 2, 255]), stderr: "" };
-      if (command === "touch") return { exitCode: 0, stdout: "", stderr: "", changed: { "/root/new.txt": "x" } };
+      if (command === "touch")
+        return { exitCode: 0, stdout: "", stderr: "", changed: { "/root/new.txt": "x" } };
       return undefined;
     },
   });
@@ -95,19 +96,29 @@ describe("run", () => {
   });
 
   test("long output is cut in the middle and can be paged with get_operation", async () => {
-    const run = view(await session.call("run", { command: "print 20000", image: base, truncate_output_at: 1000 }));
+    const run = view(
+      await session.call("run", { command: "print 20000", image: base, truncate_output_at: 1000 }),
+    );
     expect(run.stdout_truncated).toBe(true);
     expect(run.stdout.startsWith("a".repeat(250))).toBe(true);
     expect(run.stdout.endsWith("z".repeat(750))).toBe(true);
     expect(run.output_hint).toContain('stream="stdout", offset=250');
-    const page = await session.call("get_operation", { operation_id: run.operation_id, stream: "stdout", offset: 250, limit: 19000 });
-    const content = (page.structuredContent as { page: { content: string; next_offset: number | null } }).page;
+    const page = await session.call("get_operation", {
+      operation_id: run.operation_id,
+      stream: "stdout",
+      offset: 250,
+      limit: 19000,
+    });
+    const content = (page.structuredContent as { page: { content: string; next_offset: number | null } })
+      .page;
     expect(content.content.length).toBe(19000);
     expect(content.next_offset).toBe(19250);
   });
 
   test("binary output comes back as base64", async () => {
-    const run = view(await session.call("run", { command: "binary", image: base })) as RunView & { stdout_encoding: string };
+    const run = view(await session.call("run", { command: "binary", image: base })) as RunView & {
+      stdout_encoding: string;
+    };
     expect(run.stdout_encoding).toBe("base64");
     expect(Buffer.from(run.stdout, "base64")).toEqual(Buffer.from([0, 1, 2, 255]));
   });
@@ -120,8 +131,13 @@ describe("run", () => {
       ids.push(run.operation_id);
     }
     const waited = await session.call("wait_operations", { operation_ids: ids });
-    const result = waited.structuredContent as { completed: string[]; still_running: string[]; timed_out: boolean; results: Record<string, RunView> };
-    expect(result.completed.sort()).toEqual([...ids].sort());
+    const result = waited.structuredContent as {
+      completed: string[];
+      still_running: string[];
+      timed_out: boolean;
+      results: Record<string, RunView>;
+    };
+    expect(result.completed.toSorted()).toEqual([...ids].toSorted());
     expect(result.still_running).toEqual([]);
     expect(result.timed_out).toBe(false);
     expect(result.results[ids[2]!]?.stdout).toBe("ran: echo 2\n");
@@ -129,18 +145,27 @@ describe("run", () => {
 
   test("a wait_operations timeout reports what still runs and cancels nothing", async () => {
     const slow = view(await session.call("run", { command: "sleep 3", image: base, wait: false }));
-    const waited = await session.call("wait_operations", { operation_ids: [slow.operation_id], timeout: 0.2 });
+    const waited = await session.call("wait_operations", {
+      operation_ids: [slow.operation_id],
+      timeout: 0.2,
+    });
     const result = waited.structuredContent as { still_running: string[]; timed_out: boolean };
     expect(result.timed_out).toBe(true);
     expect(result.still_running).toEqual([slow.operation_id]);
-    expect(fake.requests.some((r) => r.method === "DELETE" && r.path.endsWith(slow.operation_id))).toBe(false);
+    expect(fake.requests.some((r) => r.method === "DELETE" && r.path.endsWith(slow.operation_id))).toBe(
+      false,
+    );
     const cancelled = await session.call("cancel_operation", { operation_id: slow.operation_id });
     expect((cancelled.structuredContent as { cancelled: boolean }).cancelled).toBe(true);
   });
 
   test("many operations in flight are all collected (no starvation)", async () => {
     const ids = await Promise.all(
-      Array.from({ length: 40 }, async (_, i) => view(await session.call("run", { command: `echo ${i}`, image: base, wait: false })).operation_id),
+      Array.from(
+        { length: 40 },
+        async (_, i) =>
+          view(await session.call("run", { command: `echo ${i}`, image: base, wait: false })).operation_id,
+      ),
     );
     const waited = await session.call("wait_operations", { operation_ids: ids, timeout: 20 });
     expect((waited.structuredContent as { completed: string[] }).completed.length).toBe(40);
@@ -148,7 +173,11 @@ describe("run", () => {
 
   test("progress notifications arrive while waiting", async () => {
     const seen: unknown[] = [];
-    const result = await session.call("run", { command: "sleep 2", image: base }, { onprogress: (p) => seen.push(p) });
+    const result = await session.call(
+      "run",
+      { command: "sleep 2", image: base },
+      { onprogress: (p) => seen.push(p) },
+    );
     expect(result.isError).toBeFalsy();
     expect(seen.length).toBeGreaterThanOrEqual(2);
   });
@@ -162,15 +191,27 @@ describe("run", () => {
     await Bun.sleep(300);
     const started = fake.requests.filter((r) => r.method === "POST" && r.path === "/v1/instances").at(-1);
     expect(started).toBeDefined();
-    expect(fake.requests.some((r) => r.method === "DELETE" && r.path.startsWith("/v1/operations/"))).toBe(true);
+    expect(fake.requests.some((r) => r.method === "DELETE" && r.path.startsWith("/v1/operations/"))).toBe(
+      true,
+    );
   });
 });
 
 describe("bad input is an isError result and the server keeps serving", () => {
   const cases: [string, string, Record<string, unknown>, RegExp][] = [
-    ["unknown image", "run", { command: "true", image: "00000000-0000-0000-0000-000000000001" }, /image|not find|No image/i],
+    [
+      "unknown image",
+      "run",
+      { command: "true", image: "00000000-0000-0000-0000-000000000001" },
+      /image|not find|No image/i,
+    ],
     ["bad image reference", "run", { command: "true", image: "Not A Uuid!" }, /Invalid image reference/],
-    ["missing tag", "run", { command: "true", image: "tag:no/such/tag" }, /No image is tagged 'no\/such\/tag'/],
+    [
+      "missing tag",
+      "run",
+      { command: "true", image: "tag:no/such/tag" },
+      /No image is tagged 'no\/such\/tag'/,
+    ],
     ["timeout <= 0", "run", { command: "true", image: "tag:x", timeout: 0 }, /timeout/],
     ["relative cwd", "run", { command: "true", image: "tag:x", cwd: "app" }, /absolute/],
     ["unknown operation", "get_operation", { operation_id: "nope" }, /No operation with id 'nope'/],
@@ -196,7 +237,12 @@ describe("bad input is an isError result and the server keeps serving", () => {
 
   test("an unreachable backend says so", async () => {
     const other = await connect(
-      new CloudBackend({ url: "http://127.0.0.1:1", token: "t", version: "test", retry: { attempts: 2, baseDelayMs: 1 } }),
+      new CloudBackend({
+        url: "http://127.0.0.1:1",
+        token: "t",
+        version: "test",
+        retry: { attempts: 2, baseDelayMs: 1 },
+      }),
     );
     const result = await other.call("list_images", {});
     expect(result.isError).toBe(true);

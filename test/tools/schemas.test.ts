@@ -26,7 +26,7 @@ describe("tools/list as a client sees it", () => {
 
   test("every tool has a prefixed name, title, annotations, an output schema and a short description", async () => {
     const { tools } = await session.client.listTools();
-    expect(tools.map((t) => t.name).sort()).toEqual(TOOLS.map((t) => `contree_${t.name}`).sort());
+    expect(tools.map((t) => t.name).toSorted()).toEqual(TOOLS.map((t) => `contree_${t.name}`).toSorted());
     for (const tool of tools) {
       expect(tool.name).toMatch(/^[a-z0-9_]{1,40}$/);
       expect(tool.title).toBeTruthy();
@@ -35,7 +35,10 @@ describe("tools/list as a client sees it", () => {
       expect(tool.description).not.toContain("{{p}}");
       expect(new TextEncoder().encode(tool.description).length).toBeLessThan(2048);
       for (const [name, schema] of Object.entries(tool.inputSchema.properties ?? {})) {
-        expect((schema as { description?: string }).description, `${tool.name}.${name} needs a description`).toBeTruthy();
+        expect(
+          (schema as { description?: string }).description,
+          `${tool.name}.${name} needs a description`,
+        ).toBeTruthy();
       }
     }
   });
