@@ -2,7 +2,7 @@ import * as z from "zod";
 import { UserError } from "../errors.ts";
 import { registerSecret } from "../log.ts";
 import { validateCredentials } from "../registry/auth.ts";
-import { parseImageReference, registryHostOf } from "../registry/reference.ts";
+import { registryHostOf, registryProbeReference } from "../registry/reference.ts";
 import DESCRIPTION from "./registry-auth.md" with { type: "text" };
 import { defineTool } from "./tool.ts";
 
