@@ -1,0 +1,198 @@
+// Local backend figures (needs root, bwrap and overlayfs):
+//   - `run echo` through MCP tools/call (in-memory transport) beside a bare `bwrap` call of the same command
+//   - commit time of a 1 KB and a 100 MB change (a disposable=false run minus the same run disposable)
+//   - 32 runs at once from one image
+//   - import of a 50 MB layer (from a real docker-registry when installed, else an OCI layout directory)
+//   - a chain of successive disposable=false runs (default 1000; the stack is flattened every 32)
+//   bun scripts/bench/local.ts [--runs 30] [--chain 1000]
+// Writes nothing; paste the printed table into BENCHMARKS.md with the command.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { LocalBackend } from "../../src/backend/local/backend.ts";
+import { openFixture, runSpec, runToEnd, writeBusyboxRootfs } from "../../test/backend/local/helpers.ts";
+import {
+  buildLayer,
+  hasDockerRegistry,
+  pushImage,
+  sha256Digest,
+  startTestRegistry,
+} from "../../test/support/registry.ts";
+
+const { values } = parseArgs({
+  options: { runs: { type: "string", default: "30" }, chain: { type: "string", default: "1000" } },
+});
+const runs = Number(values.runs);
+const chainLength = Number(values.chain);
+
+const problem = await LocalBackend.check();
+if (problem) {
+  console.error(problem);
+  process.exit(1);
+}
+
+function stats(samples: number[]): string {
+  const sorted = samples.toSorted((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return `median ${at(0.5).toFixed(1)} ms, p90 ${at(0.9).toFixed(1)} ms (n=${samples.length})`;
+}
+
+function median(xs: number[]): number {
+  return xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await fn();
+  return performance.now() - start;
+}
+
+const rows: [string, string][] = [];
+const fx = await openFixture({ maxConcurrent: 32 });
+
+// 1. Bare bwrap on a plain busybox root vs run through MCP.
+const bare = mkdtempSync(join(tmpdir(), "contree-bench-bare-"));
+writeBusyboxRootfs(bare);
+const bareArgs = ["bwrap", "--ro-bind", bare, "/", "--proc", "/proc", "--dev", "/dev", "--unshare-all"];
+bareArgs.push("--die-with-parent", "--", "/bin/sh", "-c", "echo hi");
+const bareTimes: number[] = [];
+for (let i = 0; i < runs + 3; i++) {
+  const t = await timed(async () => {
+    const proc = Bun.spawn(bareArgs, { stdout: "pipe", stderr: "ignore" });
+    await new Response(proc.stdout).text();
+    await proc.exited;
+  });
+  if (i >= 3) bareTimes.push(t);
+}
+rows.push(["bare bwrap `sh -c 'echo hi'`", stats(bareTimes)]);
+
+// The MCP session needs the whole server (src/app.ts); report the backend alone if it cannot load.
+const mcp = await import("../../test/support/mcp.ts").catch((error: unknown) => {
+  console.error(`MCP round trip skipped: ${String(error)}`);
+  return null;
+});
+if (mcp) {
+  const session = await mcp.connect(fx.backend);
+  const mcpTimes: number[] = [];
+  for (let i = 0; i < runs + 3; i++) {
+    const t = await timed(async () => {
+      const result = await session.call("run", { command: "echo hi", image: fx.image });
+      if (result.isError) throw new Error(JSON.stringify(result.content));
+    });
+    if (i >= 3) mcpTimes.push(t);
+  }
+  rows.push(["MCP tools/call run `echo hi` (disposable)", stats(mcpTimes)]);
+  await session.close();
+}
+const backendTimes: number[] = [];
+for (let i = 0; i < runs; i++)
+  backendTimes.push(await timed(() => runToEnd(fx.backend, fx.image, "echo hi")));
+rows.push(["backend.run `echo hi` (no MCP)", stats(backendTimes)]);
+
+// 2. Commit cost.
+for (const [label, command] of [
+  ["1 KB", "head -c 1024 /dev/urandom > /root/f"],
+  ["100 MB", "head -c 104857600 /dev/zero > /root/f"],
+] as const) {
+  const kept: number[] = [];
+  const thrown: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    thrown.push(await timed(() => runToEnd(fx.backend, fx.image, command)));
+    kept.push(await timed(() => runToEnd(fx.backend, fx.image, command, { disposable: false })));
+  }
+  rows.push([
+    `write ${label}: disposable=false vs disposable`,
+    `${median(kept).toFixed(1)} ms vs ${median(thrown).toFixed(1)} ms (commit ≈ ${(median(kept) - median(thrown)).toFixed(1)} ms)`,
+  ]);
+}
+
+// 3. 32 at once.
+const wall = await timed(() =>
+  Promise.all(Array.from({ length: 32 }, () => runToEnd(fx.backend, fx.image, "echo hi; sleep 0.1"))),
+);
+rows.push(["32 runs at once (`echo hi; sleep 0.1`)", `${wall.toFixed(0)} ms wall`]);
+
+// 4. Import of a 50 MB layer.
+const random = new Uint8Array(50 * 1024 * 1024);
+for (let offset = 0; offset < random.length; offset += 65_536) {
+  crypto.getRandomValues(random.subarray(offset, offset + 65_536));
+}
+const bigLayer = { files: { "data/blob": random } };
+if (hasDockerRegistry) {
+  const registry = await startTestRegistry({ auth: "none" });
+  await pushImage(registry, "bench/big", "v1", [bigLayer]);
+  const t = await timed(async () => {
+    const id = await fx.backend.importImage({
+      registryUrl: `docker://${registry.host}/bench/big:v1`,
+      timeoutS: 300,
+    });
+    const op = await fx.backend.settled(id);
+    if (op.status !== "SUCCESS") throw new Error(op.error ?? op.status);
+  });
+  rows.push(["import a 50 MB gzip layer from docker-registry on loopback", `${t.toFixed(0)} ms`]);
+  await registry.close();
+} else {
+  const layout = mkdtempSync(join(tmpdir(), "contree-bench-layout-"));
+  const layer = await buildLayer(bigLayer);
+  const blobs = join(layout, "blobs", "sha256");
+  mkdirSync(blobs, { recursive: true });
+  const put = (data: Uint8Array | string) => {
+    const digest = sha256Digest(data);
+    writeFileSync(join(blobs, digest.slice(7)), data);
+    return digest;
+  };
+  const config = JSON.stringify({
+    os: "linux",
+    architecture: "amd64",
+    rootfs: { type: "layers", diff_ids: [layer.diffId] },
+  });
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: {
+      mediaType: "application/vnd.oci.image.config.v1+json",
+      digest: put(config),
+      size: config.length,
+    },
+    layers: [{ mediaType: layer.mediaType, digest: put(layer.blob), size: layer.blob.length }],
+  });
+  writeFileSync(
+    join(layout, "index.json"),
+    JSON.stringify({ schemaVersion: 2, manifests: [{ digest: put(manifest), size: manifest.length }] }),
+  );
+  const t = await timed(async () => {
+    const op = await fx.backend.settled(
+      await fx.backend.importImage({ registryUrl: `oci-layout:${layout}`, timeoutS: 300 }),
+    );
+    if (op.status !== "SUCCESS") throw new Error(op.error ?? op.status);
+  });
+  rows.push(["import a 50 MB gzip layer from an OCI layout", `${t.toFixed(0)} ms`]);
+  rmSync(layout, { recursive: true, force: true });
+}
+
+// 5. A long chain.
+if (chainLength > 0) {
+  let image = fx.image;
+  const times: number[] = [];
+  for (let i = 0; i < chainLength; i++) {
+    const start = performance.now();
+    const op = await fx.backend.settled(
+      await fx.backend.run(runSpec(image, `echo ${i} >> /root/log`, { disposable: false })),
+    );
+    times.push(performance.now() - start);
+    if (op.status !== "SUCCESS" || !op.resultImage)
+      throw new Error(`chain step ${i}: ${op.error ?? op.status}`);
+    image = op.resultImage;
+  }
+  const last = await runToEnd(fx.backend, image, "wc -l < /root/log");
+  const lines = new TextDecoder().decode(last.result?.stdout.bytes).trim();
+  if (Number(lines) !== chainLength) throw new Error(`chain lost writes: ${lines} lines`);
+  rows.push([`chain of ${chainLength} disposable=false runs (each on the previous)`, stats(times)]);
+}
+
+await fx.close();
+rmSync(bare, { recursive: true, force: true });
+
+console.log("| what | result |\n|---|---|");
+for (const [what, result] of rows) console.log(`| ${what} | ${result} |`);

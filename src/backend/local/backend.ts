@@ -1,0 +1,357 @@
+// The local backend: the Backend interface over sandboxes on this machine (bubblewrap + overlayfs as root), with
+// the cloud's semantics: immutable image UUIDs, child images from disposable=false runs (the same UUID when a run
+// changed nothing, no image at all for disposable runs), unique tags, and queued operations.
+//
+// Statuses: PENDING → EXECUTING → SUCCESS | FAILED | CANCELLED. A command that exits non-zero, is killed by the
+// memory limit, or runs out of time is still SUCCESS (exit state says what happened: timed_out, signal); a run that
+// timed out keeps what it changed as a child image like any other run. FAILED means the backend could not do the
+// work (the sandbox could not start, an import failed) and `error` says why.
+import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { BackendError } from "../../errors.ts";
+import { log } from "../../log.ts";
+import type {
+  Backend,
+  DirListing,
+  Image,
+  ImageQuery,
+  ImportSpec,
+  Operation,
+  OperationQuery,
+  OperationSummary,
+  RunSpec,
+  StoredFile,
+} from "../types.ts";
+import { commitUpper, isEmptyDir, MAX_STACK_DEPTH, spawnInMergedView, squashLayers } from "./commit.ts";
+import { fileHostPath, LayerView, listDirectory } from "./inspect.ts";
+import { importImage } from "./oci.ts";
+import { Operations, type Finish } from "./operations.ts";
+import { runSandbox, type FileInjection } from "./sandbox.ts";
+import { publicImage, Store, type ImageRow } from "./store.ts";
+
+export interface LocalBackendOptions {
+  root: string;
+  network: "none" | "host";
+  /** Runs and imports at once; the rest wait as PENDING. */
+  maxConcurrent?: number;
+  /** Per-run memory limit where cgroups allow it. */
+  memoryLimitBytes?: number;
+  /** Per-run process limit where cgroups allow it. */
+  pidsLimit?: number;
+}
+
+const DEFAULT_MEMORY_LIMIT = 2 * 1024 ** 3;
+const DEFAULT_PIDS_LIMIT = 1024;
+const DEFAULT_HOSTNAME = "linuxkit";
+const CLOUD_HINT = "Set a ConTree token (CONTREE_MCP_TOKEN or --token) to use the ConTree cloud instead.";
+
+function missing(what: string): string {
+  return `The local backend cannot run here: ${what}. ${CLOUD_HINT}`;
+}
+
+export class LocalBackend implements Backend {
+  readonly kind = "local" as const;
+  readonly description: string;
+  readonly store: Store;
+  private readonly operations: Operations;
+  private readonly options: Required<LocalBackendOptions>;
+
+  constructor(options: LocalBackendOptions) {
+    this.options = {
+      maxConcurrent: Math.max(2, (navigator.hardwareConcurrency ?? 2) * 2),
+      memoryLimitBytes: DEFAULT_MEMORY_LIMIT,
+      pidsLimit: DEFAULT_PIDS_LIMIT,
+      ...options,
+    };
+    this.store = new Store(options.root);
+    this.operations = new Operations(this.store, this.options.maxConcurrent);
+    this.description = `local sandboxes (bubblewrap + overlayfs) in ${options.root}, network ${options.network}`;
+  }
+
+  /** null when this machine can run local sandboxes; otherwise one message saying what is missing. */
+  static async check(): Promise<string | null> {
+    if (process.platform !== "linux") return missing(`it needs Linux (this is ${process.platform})`);
+    if (!Bun.which("bwrap")) return missing("bubblewrap is not installed (apt-get install bubblewrap)");
+    if (!Bun.which("unshare") || !Bun.which("mount") || !Bun.which("setpriv")) {
+      return missing("unshare, setpriv and mount from util-linux are not installed");
+    }
+    let filesystems = "";
+    try {
+      filesystems = readFileSync("/proc/filesystems", "utf8");
+    } catch {
+      // unreadable: treated as missing below
+    }
+    if (!/\toverlay\n/.test(filesystems)) {
+      return missing("the kernel has no overlayfs (modprobe overlay, or a kernel with CONFIG_OVERLAY_FS)");
+    }
+    if (process.getuid?.() !== 0) {
+      return missing(
+        "it needs root to mount overlayfs and keep file owners (run contree-mcp as root, e.g. in a container or VM)",
+      );
+    }
+    return null;
+  }
+
+  private image(uuid: string): ImageRow {
+    return this.store.requireImage(uuid);
+  }
+
+  /** The image's layer stack, for readers that need more than DirEntry (the REST API's numeric owners). */
+  layerView(uuid: string): LayerView {
+    return this.view(this.image(uuid));
+  }
+
+  private view(row: ImageRow): LayerView {
+    return new LayerView(row.layers.toReversed().map((id) => this.store.layerPath(id)));
+  }
+
+  async listImages(query: ImageQuery): Promise<Image[]> {
+    return this.store.listImages(query).map(publicImage);
+  }
+
+  async getImage(uuid: string): Promise<Image> {
+    return publicImage(this.image(uuid));
+  }
+
+  async getImageByTag(tag: string): Promise<Image> {
+    const row = this.store.imageByTag(tag);
+    if (!row) throw new BackendError({ code: "not_found", detail: `no image is tagged '${tag}'` });
+    return publicImage(row);
+  }
+
+  async setTag(uuid: string, tag: string): Promise<Image> {
+    return publicImage(this.store.setTag(uuid, tag));
+  }
+
+  async removeTag(uuid: string): Promise<Image> {
+    return publicImage(this.store.setTag(uuid, null));
+  }
+
+  async importImage(spec: ImportSpec): Promise<string> {
+    const id = this.operations.create({
+      kind: "image_import",
+      registryUrl: spec.registryUrl,
+      spec: { registry: { url: spec.registryUrl }, tag: spec.tag ?? null, timeout: spec.timeoutS },
+    });
+    this.operations.enqueue(id, async (signal): Promise<Finish> => {
+      const timeout = AbortSignal.timeout(spec.timeoutS * 1000);
+      const both = AbortSignal.any([signal, timeout]);
+      try {
+        const pulled = await importImage(this.store, spec, both, (message) =>
+          log.debug(`import ${id}: ${message}`),
+        );
+        const existing = pulled.digest ? this.store.imageByDigest(pulled.digest) : null;
+        const same = existing && JSON.stringify(existing.layers) === JSON.stringify(pulled.layers);
+        const row = same
+          ? spec.tag
+            ? this.store.setTag(existing.uuid, spec.tag)
+            : existing
+          : this.store.addImage(
+              {
+                uuid: crypto.randomUUID(),
+                parent: null,
+                layers: pulled.layers,
+                operationId: id,
+                command: null,
+                digest: pulled.digest,
+              },
+              spec.tag ?? null,
+            );
+        return { status: "SUCCESS", resultImage: row.uuid, resultTag: row.tag };
+      } catch (error) {
+        if (signal.aborted) return { status: "CANCELLED", error: "cancelled" };
+        if (timeout.aborted) {
+          return { status: "FAILED", error: `the import did not finish within ${spec.timeoutS}s` };
+        }
+        throw error;
+      }
+    });
+    return id;
+  }
+
+  async run(spec: RunSpec): Promise<string> {
+    const image = this.image(spec.image);
+    const files: FileInjection[] = [];
+    for (const [path, file] of Object.entries(spec.files)) {
+      const stored = this.store.fileByUuid(file.uuid);
+      if (!stored)
+        throw new BackendError({ code: "not_found", detail: `file ${file.uuid} (for ${path}) not found` });
+      if (!path.startsWith("/")) {
+        throw new BackendError({ code: "invalid", detail: `files: '${path}' must be an absolute path` });
+      }
+      files.push({
+        path,
+        source: this.store.filePath(stored.sha256),
+        mode: file.mode,
+        uid: file.uid ?? 0,
+        gid: file.gid ?? 0,
+      });
+    }
+    if (!spec.cwd.startsWith("/")) {
+      throw new BackendError({ code: "invalid", detail: `cwd must be absolute (got '${spec.cwd}')` });
+    }
+    const argv = spec.shell ? ["/bin/sh", "-c", spec.command] : [spec.command, ...spec.args];
+    const id = this.operations.create({
+      kind: "instance",
+      inputImage: image.uuid,
+      command: spec.command,
+      disposable: spec.disposable,
+      spec: {
+        command: spec.command,
+        args: spec.args,
+        shell: spec.shell,
+        env: spec.env,
+        cwd: spec.cwd,
+        timeout: spec.timeoutS,
+        disposable: spec.disposable,
+        files: spec.files,
+        hostname: spec.hostname ?? DEFAULT_HOSTNAME,
+        truncate_output_at: spec.keepOutputBytes,
+      },
+    });
+    this.operations.enqueue(id, (signal) => this.execute(id, image, spec, argv, files, signal));
+    return id;
+  }
+
+  private async execute(
+    id: string,
+    image: ImageRow,
+    spec: RunSpec,
+    argv: string[],
+    files: FileInjection[],
+    signal: AbortSignal,
+  ): Promise<Finish> {
+    const workDir = join(this.store.tmpDir, `run-${id}`);
+    try {
+      const outcome = await runSandbox(
+        this.view(image),
+        {
+          layersDir: this.store.layersDir,
+          lowerIds: image.layers.toReversed(),
+          workDir,
+          argv,
+          env: spec.env,
+          cwd: spec.cwd,
+          stdin: spec.stdin,
+          files,
+          keepOutputBytes: spec.keepOutputBytes,
+          timeoutS: spec.timeoutS,
+          hostname: spec.hostname ?? DEFAULT_HOSTNAME,
+          network: this.options.network,
+          limits: { memoryBytes: this.options.memoryLimitBytes, pids: this.options.pidsLimit },
+          signal,
+        },
+        id,
+      );
+      const result = {
+        exit: outcome.exit,
+        stdout: outcome.stdout,
+        stderr: outcome.stderr,
+        resources: outcome.resources,
+      };
+      if (outcome.setupError) return { status: "FAILED", error: outcome.setupError, result };
+      if (outcome.cancelled) return { status: "CANCELLED", error: "cancelled", result };
+      if (spec.disposable) return { status: "SUCCESS", result };
+      if (isEmptyDir(outcome.upperDir)) {
+        return { status: "SUCCESS", resultImage: image.uuid, resultTag: image.tag, result };
+      }
+      const layer = commitUpper(this.store, outcome.upperDir);
+      let layers = [...image.layers, layer];
+      if (layers.length > MAX_STACK_DEPTH) layers = [await squashLayers(this.store, layers.toReversed())];
+      const child = this.store.addImage({
+        uuid: crypto.randomUUID(),
+        parent: image.uuid,
+        layers,
+        operationId: id,
+        command: spec.command,
+        digest: null,
+      });
+      return { status: "SUCCESS", resultImage: child.uuid, result };
+    } finally {
+      rmSync(workDir, { recursive: true, force: true });
+    }
+  }
+
+  async getOperation(id: string): Promise<Operation> {
+    return this.operations.get(id);
+  }
+
+  async listOperations(query: OperationQuery): Promise<OperationSummary[]> {
+    return this.operations.list(query);
+  }
+
+  async cancelOperation(id: string): Promise<void> {
+    this.operations.cancel(id);
+  }
+
+  operationChanged(id: string, signal: AbortSignal): Promise<void> {
+    return this.operations.changed(id, signal);
+  }
+
+  /** Resolves when an operation's work is over (tests, benchmarks). */
+  async settled(id: string): Promise<Operation> {
+    await this.operations.settledOf(id);
+    return this.operations.get(id);
+  }
+
+  async findFile(sha256: string): Promise<StoredFile | null> {
+    const row = this.store.fileBySha(sha256.toLowerCase());
+    if (!row || !existsSync(this.store.filePath(row.sha256))) return null;
+    return { uuid: row.uuid, sha256: row.sha256, size: row.size };
+  }
+
+  async uploadFile(body: Blob, sha256: string): Promise<StoredFile> {
+    const expected = sha256.toLowerCase();
+    const temp = join(this.store.tmpDir, `upload-${crypto.randomUUID()}`);
+    try {
+      const hasher = new Bun.CryptoHasher("sha256");
+      const writer = Bun.file(temp).writer();
+      let size = 0;
+      for await (const chunk of body.stream()) {
+        hasher.update(chunk);
+        writer.write(chunk);
+        size += chunk.length;
+      }
+      await writer.end();
+      const actual = hasher.digest("hex");
+      if (actual !== expected) {
+        throw new BackendError({
+          code: "invalid",
+          detail: `the uploaded content has sha256 ${actual}, not the ${expected} that was given`,
+        });
+      }
+      renameSync(temp, this.store.filePath(actual));
+      const row = this.store.addFile(actual, size);
+      return { uuid: row.uuid, sha256: row.sha256, size: row.size };
+    } finally {
+      rmSync(temp, { force: true });
+    }
+  }
+
+  async listDirectory(image: string, path: string): Promise<DirListing> {
+    return listDirectory(this.view(this.image(image)), path);
+  }
+
+  async readFile(image: string, path: string): Promise<ReadableStream<Uint8Array>> {
+    return Bun.file(fileHostPath(this.view(this.image(image)), path)).stream();
+  }
+
+  async archive(image: string, path: string): Promise<ReadableStream<Uint8Array>> {
+    const row = this.image(image);
+    const { comps, hit } = this.view(row).resolve(path);
+    if (!hit) throw new BackendError({ code: "not_found", detail: `${path}: no such file or directory` });
+    const proc = spawnInMergedView(
+      this.store,
+      row.layers.toReversed(),
+      `cd "$M/$1" && exec tar --format=posix --numeric-owner -cf - ${hit.stat.isDirectory() ? "." : '"$2"'}`,
+      hit.stat.isDirectory() ? [comps.join("/")] : [comps.slice(0, -1).join("/"), comps.at(-1)!],
+      "pipe",
+    );
+    return proc.stdout as ReadableStream<Uint8Array>;
+  }
+
+  async close(): Promise<void> {
+    await this.operations.close();
+    this.store.close();
+  }
+}

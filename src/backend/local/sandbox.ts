@@ -1,0 +1,310 @@
+// One run: an overlayfs mount of the image's layers with a fresh upper directory, and the command in bubblewrap.
+//
+// The launcher is `unshare -m` + sh: it joins the run's cgroups, mounts the overlay in a private mount namespace and
+// execs bwrap. The mount lives only as long as that namespace, so nothing stays mounted if we crash, and the upper
+// directory (what the run changed) stays on disk for the commit. bwrap gets new PID, IPC, UTS, network and cgroup
+// namespaces; --die-with-parent ties the sandbox to us, and killing bwrap kills its PID namespace, so a timeout ends
+// everything the command started.
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+} from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { BackendError } from "../../errors.ts";
+import type { CapturedStream, ExitState } from "../types.ts";
+import { RunCgroup, type Limits } from "./cgroups.ts";
+import { LayerView, splitPath } from "./inspect.ts";
+
+export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/** overlayfs takes all its options in one page. */
+const MAX_MOUNT_OPTIONS = 4000;
+/** Docker's default capability set minus MKNOD (there is no device cgroup here to make device nodes harmless). */
+const ROOT_CAPABILITIES = [
+  "CHOWN",
+  "DAC_OVERRIDE",
+  "FOWNER",
+  "FSETID",
+  "KILL",
+  "SETGID",
+  "SETUID",
+  "SETPCAP",
+  "NET_BIND_SERVICE",
+  "NET_RAW",
+  "SYS_CHROOT",
+  "AUDIT_WRITE",
+  "SETFCAP",
+];
+const OVERLAY_FEATURES = "redirect_dir=off,index=off,metacopy=off";
+
+export interface FileInjection {
+  /** Absolute path inside the sandbox. */
+  path: string;
+  /** Host file to copy there. */
+  source: string;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+export interface SandboxSpec {
+  /** Directory holding the layer directories; the mount resolves lower layers relative to it (short options). */
+  layersDir: string;
+  /** Layer ids, top first. */
+  lowerIds: string[];
+  /** A fresh directory for this run (upper, work and mount point go inside). */
+  workDir: string;
+  argv: string[];
+  env: Record<string, string>;
+  cwd: string;
+  stdin: Uint8Array | null;
+  files: FileInjection[];
+  keepOutputBytes: number;
+  timeoutS: number;
+  hostname: string;
+  network: "none" | "host";
+  limits: Limits;
+  /** Aborting stops the run (cancel). */
+  signal: AbortSignal;
+}
+
+export interface SandboxOutcome {
+  exit: ExitState;
+  stdout: CapturedStream;
+  stderr: CapturedStream;
+  resources: Record<string, number>;
+  /** What the run changed, in overlayfs's format. */
+  upperDir: string;
+  cancelled: boolean;
+  /** The sandbox could not be set up (the command never started): why. */
+  setupError: string | null;
+}
+
+export function overlayOptions(layersDir: string, lowerIds: string[], upper?: string, work?: string): string {
+  let options = `lowerdir=${lowerIds.join(":")}`;
+  if (upper && work) {
+    options += `,upperdir=${relative(layersDir, upper)},workdir=${relative(layersDir, work)}`;
+  }
+  options += `,${OVERLAY_FEATURES}`;
+  if (options.length > MAX_MOUNT_OPTIONS) {
+    throw new BackendError({
+      code: "invalid",
+      detail: `the image has too many layers (${lowerIds.length}) to mount`,
+    });
+  }
+  return options;
+}
+
+/** Keeps the first `keep` bytes of a stream and counts the rest. */
+async function capture(stream: ReadableStream<Uint8Array>, keep: number): Promise<CapturedStream> {
+  const chunks: Uint8Array[] = [];
+  let kept = 0;
+  let dropped = 0;
+  for await (const chunk of stream) {
+    const room = keep - kept;
+    if (room >= chunk.length) {
+      chunks.push(chunk);
+      kept += chunk.length;
+    } else {
+      if (room > 0) chunks.push(chunk.subarray(0, room));
+      kept += Math.max(room, 0);
+      dropped += chunk.length - Math.max(room, 0);
+    }
+  }
+  return { bytes: Buffer.concat(chunks), truncated: dropped > 0, droppedBytes: dropped };
+}
+
+/** Makes `comps` a directory in the upper dir, copying each missing parent's owner and mode from the image. */
+function ensureUpperDir(view: LayerView, upper: string, comps: string[]): void {
+  for (let i = 1; i <= comps.length; i++) {
+    const path = join(upper, ...comps.slice(0, i));
+    try {
+      if (lstatSync(path).isDirectory()) continue;
+      rmSync(path, { force: true });
+    } catch {
+      // missing: create it below
+    }
+    const below = view.lookup(comps.slice(0, i));
+    const stat = below?.stat.isDirectory() ? below.stat : null;
+    mkdirSync(path, { mode: 0o755 });
+    chmodSync(path, stat ? stat.mode & 0o7777 : 0o755);
+    lchownSync(path, stat?.uid ?? 0, stat?.gid ?? 0);
+  }
+}
+
+/**
+ * Puts the injected files and a missing working directory into the upper dir before the mount, and returns the
+ * mount points bwrap will have to create (they must not end up in a commit).
+ */
+function prepareUpper(view: LayerView, upper: string, spec: SandboxSpec): string[][] {
+  for (const file of spec.files) {
+    const parts = splitPath(file.path);
+    if (parts.length === 0 || parts.includes("..")) {
+      throw new BackendError({ code: "invalid", detail: `files: '${file.path}' is not a usable file path` });
+    }
+    const parent = view.resolve(`/${parts.slice(0, -1).join("/")}`).comps;
+    ensureUpperDir(view, upper, parent);
+    const target = join(upper, ...parent, parts.at(-1)!);
+    rmSync(target, { recursive: true, force: true });
+    copyFileSync(file.source, target);
+    chownSync(target, file.uid, file.gid);
+    chmodSync(target, file.mode & 0o7777);
+  }
+  const cwd = view.resolve(spec.cwd);
+  if (!cwd.hit) ensureUpperDir(view, upper, cwd.comps);
+  const mountPoints = [["proc"], ["dev"]];
+  if (spec.network === "host") mountPoints.push(["etc", "resolv.conf"]);
+  return mountPoints.filter((comps) => !view.lookup(comps));
+}
+
+/** Removes mount points bwrap created (empty dirs and files that the image did not have). */
+function dropMountPoints(upper: string, created: string[][]): void {
+  for (const comps of created) {
+    const path = join(upper, ...comps);
+    try {
+      const stat = lstatSync(path);
+      if (stat.isDirectory() ? readdirSync(path).length === 0 : stat.isFile() && stat.size === 0) {
+        rmSync(path, { recursive: true });
+      }
+      const parent = dirname(path);
+      if (parent !== upper && readdirSync(parent).length === 0 && comps.length > 1)
+        rmSync(parent, { recursive: true });
+    } catch {
+      // not created: nothing to drop
+    }
+  }
+}
+
+function bwrapArgs(spec: SandboxSpec, mountPoint: string, asRoot: boolean): string[] {
+  const args = ["--bind", mountPoint, "/", "--proc", "/proc", "--dev", "/dev"];
+  args.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try");
+  if (spec.network === "none") args.push("--unshare-net");
+  else args.push("--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf");
+  if (asRoot) {
+    args.push("--cap-drop", "ALL");
+    for (const cap of ROOT_CAPABILITIES) args.push("--cap-add", `CAP_${cap}`);
+  } else {
+    args.push("--unshare-user", "--uid", "0", "--gid", "0");
+  }
+  args.push("--die-with-parent", "--new-session", "--hostname", spec.hostname, "--clearenv");
+  const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: "/root", ...spec.env };
+  for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
+  args.push("--chdir", spec.cwd, "--json-status-fd", "3", "--", ...spec.argv);
+  return args;
+}
+
+// $1: overlay options, $2: mount point, then bwrap's arguments. CONTREE_CGROUPS: cgroup.procs files to join first,
+// so every process of the run is born inside the limits.
+const LAUNCHER = `for f in $CONTREE_CGROUPS; do echo $$ > "$f" || exit 125; done
+mount -t overlay overlay -o "$1" "$2" || { echo "contree-mcp: could not mount the image's layers" >&2; exit 125; }
+shift 2
+exec bwrap "$@"`;
+
+/** Runs one command in a sandbox; never throws for what the command does, only for a broken setup. */
+export async function runSandbox(
+  view: LayerView,
+  spec: SandboxSpec,
+  cgroupName: string,
+): Promise<SandboxOutcome> {
+  const upperDir = join(spec.workDir, "upper");
+  const work = join(spec.workDir, "work");
+  const mountPoint = join(spec.workDir, "mnt");
+  for (const dir of [upperDir, work, mountPoint]) mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const created = prepareUpper(view, upperDir, spec);
+  const options = overlayOptions(spec.layersDir, spec.lowerIds, upperDir, work);
+  const asRoot = process.getuid?.() === 0;
+  const cgroup = RunCgroup.create(cgroupName, spec.limits);
+  const unshare = asRoot ? ["unshare", "-m", "--propagation", "private"] : ["unshare", "-U", "-r", "-m"];
+  const started = performance.now();
+  let timedOut = false;
+  let cancelled = false;
+  try {
+    const proc = Bun.spawn(
+      [
+        ...unshare,
+        "--",
+        // bwrap's --die-with-parent covers the sandbox, not bwrap itself: this makes bwrap die with us too.
+        "setpriv",
+        "--pdeathsig",
+        "KILL",
+        "--",
+        "/bin/sh",
+        "-c",
+        LAUNCHER,
+        "sh",
+        options,
+        mountPoint,
+        ...bwrapArgs(spec, mountPoint, asRoot),
+      ],
+      {
+        cwd: spec.layersDir,
+        env: { PATH: process.env.PATH ?? DEFAULT_PATH, CONTREE_CGROUPS: cgroup?.procsFiles.join(" ") ?? "" },
+        stdio: [spec.stdin ? new Blob([spec.stdin]) : "ignore", "pipe", "pipe", "pipe"],
+      },
+    );
+    const statusFd = proc.stdio[3] as unknown as number;
+    const status = new Response(Bun.file(statusFd).stream()).text().catch(() => "");
+    const stop = () => {
+      cancelled = true;
+      proc.kill("SIGKILL");
+    };
+    spec.signal.addEventListener("abort", stop, { once: true });
+    if (spec.signal.aborted) stop();
+    const timer = setTimeout(() => {
+      timedOut = true;
+      proc.kill("SIGKILL");
+    }, spec.timeoutS * 1000);
+    const [stdout, stderr] = await Promise.all([
+      capture(proc.stdout, spec.keepOutputBytes),
+      capture(proc.stderr, spec.keepOutputBytes),
+      proc.exited,
+    ]);
+    clearTimeout(timer);
+    spec.signal.removeEventListener("abort", stop);
+    const statusText = await status;
+    const elapsed = (performance.now() - started) / 1000;
+    const resources: Record<string, number> = { elapsed_time: elapsed };
+    const usage = proc.resourceUsage();
+    if (usage) {
+      resources.user_cpu_time = Number(usage.cpuTime.user) / 1e6;
+      resources.system_cpu_time = Number(usage.cpuTime.system) / 1e6;
+      resources.max_rss = usage.maxRSS;
+    }
+    if (cgroup) Object.assign(resources, cgroup.stats());
+    dropMountPoints(upperDir, created);
+
+    const killedBySignal = proc.signalCode !== null;
+    if (!statusText.includes("child-pid") && !killedBySignal) {
+      const text = new TextDecoder().decode(stderr.bytes).trim();
+      return {
+        exit: { exitCode: proc.exitCode, signal: null, timedOut: false },
+        stdout,
+        stderr,
+        resources,
+        upperDir,
+        cancelled,
+        setupError: text || `the sandbox could not start (exit ${proc.exitCode})`,
+      };
+    }
+    let exit: ExitState;
+    if (killedBySignal) {
+      exit = { exitCode: null, signal: 9, timedOut };
+    } else {
+      let code = proc.exitCode ?? -1;
+      // bwrap answers 1 when it cannot exec the program; the shell's "not found" is 127, so say that.
+      if (!statusText.includes("exit-code") && code === 1) code = 127;
+      const oomKilled = (resources.oom_kills ?? 0) > 0 && code === 128 + 9;
+      exit = oomKilled
+        ? { exitCode: null, signal: 9, timedOut: false }
+        : { exitCode: code, signal: null, timedOut };
+    }
+    return { exit, stdout, stderr, resources, upperDir, cancelled, setupError: null };
+  } finally {
+    await cgroup?.remove();
+  }
+}

@@ -1,0 +1,112 @@
+// Shared setup for the local backend tests: a store in a temp dir holding a busybox image built from the host's
+// busybox-static, put into the store directly (no registry needed).
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LocalBackend, type LocalBackendOptions } from "../../../src/backend/local/backend.ts";
+import { newLayerId } from "../../../src/backend/local/store.ts";
+import type { Operation, RunSpec } from "../../../src/backend/types.ts";
+
+export const BUSYBOX = "/bin/busybox";
+
+/** Why the local backend cannot run here, or null. Tests that need it are skipped with this reason. */
+export const localProblem: string | null = !existsSync(BUSYBOX)
+  ? "busybox-static is not installed"
+  : await LocalBackend.check();
+export const canRunLocal = localProblem === null;
+
+/** Writes a minimal busybox root file system into `dir`. */
+export function writeBusyboxRootfs(dir: string): void {
+  for (const sub of ["bin", "etc", "root", "tmp", "proc", "dev", "usr/bin"]) {
+    mkdirSync(join(dir, sub), { recursive: true, mode: 0o755 });
+  }
+  copyFileSync(BUSYBOX, join(dir, "bin/busybox"));
+  const applets = Bun.spawnSync([BUSYBOX, "--list"]).stdout.toString().split("\n").filter(Boolean);
+  for (const applet of applets) {
+    if (applet !== "busybox") symlinkSync("busybox", join(dir, "bin", applet));
+  }
+  writeFileSync(
+    join(dir, "etc/passwd"),
+    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+  );
+  writeFileSync(join(dir, "etc/group"), "root:x:0:\nnogroup:x:65534:\n");
+  writeFileSync(join(dir, "etc/hello.txt"), "hello from the image\n");
+}
+
+export interface LocalFixture {
+  root: string;
+  backend: LocalBackend;
+  /** The busybox image's UUID (also tagged "busybox"). */
+  image: string;
+  close(): Promise<void>;
+}
+
+export async function openFixture(options: Partial<LocalBackendOptions> = {}): Promise<LocalFixture> {
+  const root = mkdtempSync(join(tmpdir(), "contree-local-"));
+  const backend = new LocalBackend({ root, network: "none", maxConcurrent: 8, ...options });
+  const layer = newLayerId();
+  writeBusyboxRootfs(backend.store.layerPath(layer));
+  backend.store.addLayer(layer, null);
+  const image = crypto.randomUUID();
+  backend.store.addImage(
+    { uuid: image, parent: null, layers: [layer], operationId: null, command: null, digest: null },
+    "busybox",
+  );
+  return {
+    root,
+    backend,
+    image,
+    async close() {
+      await backend.close();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+export function runSpec(image: string, command: string, overrides: Partial<RunSpec> = {}): RunSpec {
+  return {
+    image,
+    command,
+    args: [],
+    shell: true,
+    env: {},
+    cwd: "/root",
+    timeoutS: 20,
+    disposable: true,
+    stdin: null,
+    files: {},
+    keepOutputBytes: 1 << 20,
+    ...overrides,
+  };
+}
+
+/** Starts a run and waits for it to finish. */
+export async function runToEnd(
+  backend: LocalBackend,
+  image: string,
+  command: string,
+  overrides: Partial<RunSpec> = {},
+): Promise<Operation> {
+  const id = await backend.run(runSpec(image, command, overrides));
+  return backend.settled(id);
+}
+
+export function stdoutOf(operation: Operation): string {
+  return new TextDecoder().decode(operation.result?.stdout.bytes ?? new Uint8Array());
+}
+
+export function stderrOf(operation: Operation): string {
+  return new TextDecoder().decode(operation.result?.stderr.bytes ?? new Uint8Array());
+}
+
+export async function streamText(stream: ReadableStream<Uint8Array>): Promise<string> {
+  return new Response(stream).text();
+}
