@@ -48,6 +48,50 @@ async function serve(args: Record<string, unknown>): Promise<void> {
   await runStdio(app);
 }
 
+async function localServe(args: Record<string, unknown>): Promise<void> {
+  const config = resolveConfig(flagsOf(args));
+  setLogLevel(config.logLevel === "warning" ? "info" : config.logLevel);
+  const { LocalBackend } = await import("./backend/local/backend.ts");
+  const { serveContreeApi } = await import("./backend/local/rest.ts");
+  const problem = await LocalBackend.check();
+  if (problem) throw new UserError(problem);
+  const port = Number(args.port ?? 9453);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new UserError(`Invalid --port '${String(args.port)}'.`);
+  // The token guards the API; without one configured, a random one is made and shown once, on stderr.
+  const token = config.token ?? crypto.randomUUID();
+  const backend = new LocalBackend({ root: config.localRoot, network: config.localNetwork });
+  const server = serveContreeApi(backend, { port, hostname: "127.0.0.1", token });
+  log.info(
+    `ConTree v1 API of the local backend at http://127.0.0.1:${server.port}/v1 (images in ${config.localRoot})`,
+  );
+  if (!config.token) process.stderr.write(`bearer token for this run: ${token}\n`);
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  await server.stop();
+  await backend.close();
+}
+
+const localCommand = defineCommand({
+  meta: { name: "local", description: "The local backend on its own" },
+  subCommands: {
+    serve: defineCommand({
+      meta: {
+        name: "serve",
+        description:
+          "Serve the local backend as the ConTree v1 REST API on 127.0.0.1 (bearer token: --token, else a random one)",
+      },
+      args: {
+        ...SETTINGS_ARGS,
+        port: { type: "string", description: "Port (default 9453; 0 picks a free one)" },
+      },
+      run: ({ args }) => localServe(args),
+    }),
+  },
+});
+
 const serveCommand = defineCommand({
   meta: { name: "serve", description: "Serve MCP (the default command)" },
   args: SETTINGS_ARGS,
@@ -62,7 +106,7 @@ export const main = defineCommand({
       "MCP server: sandboxes with immutable, branchable images (ConTree cloud, or bubblewrap on this machine)",
   },
   args: SETTINGS_ARGS,
-  subCommands: { serve: serveCommand },
+  subCommands: { serve: serveCommand, local: localCommand },
   default: "serve",
 });
 
