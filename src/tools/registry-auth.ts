@@ -28,10 +28,7 @@ export const registryAuth = defineTool({
   async run(args, call) {
     registerSecret(args.token);
     const registry = registryHostOf(args.registry_url);
-    // A repository in the reference lets token servers that need a scope answer; a bare host works for most.
-    const ref = parseImageReference(
-      args.registry_url.includes("/") ? args.registry_url : `${registry}/library/probe`,
-    );
+    const ref = registryProbeReference(args.registry_url);
     const valid = await validateCredentials(ref, { username: args.username, password: args.token });
     if (!valid) {
       throw new UserError(
