@@ -1,0 +1,453 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
+import type { CallToolResult } from "@modelcontextprotocol/client";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openApp, type App } from "../../src/app.ts";
+import { CloudBackend } from "../../src/backend/cloud/backend.ts";
+import { resolveConfig, type OptionName } from "../../src/config.ts";
+import { UserError } from "../../src/errors.ts";
+import {
+  MAX_BODY_BYTES,
+  allowedHostnames,
+  createHttpHandler,
+  runHttp,
+  type HttpHandler,
+  type HttpOptions,
+} from "../../src/server/http.ts";
+import { TOOLS } from "../../src/tools/index.ts";
+import { VERSION } from "../../src/version.ts";
+import { startFakeContree } from "../support/fake-contree.ts";
+
+type Fake = Awaited<ReturnType<typeof startFakeContree>>;
+
+const ROOT = join(import.meta.dir, "../..");
+const BUN = join(ROOT, "node_modules/.bin/bun");
+const INSPECTOR = join(ROOT, "node_modules/.bin/mcp-inspector");
+
+let fake: Fake;
+let dir: string;
+let app: App;
+let base: string;
+const opened: { close(): Promise<void> }[] = [];
+
+function config(flags: Partial<Record<OptionName, string>> = {}) {
+  return resolveConfig({
+    cache_general: join(dir, `cache-${opened.length}.db`),
+    cache_files: join(dir, `files-${opened.length}.db`),
+    local_root: join(dir, "local"),
+    ...flags,
+  });
+}
+
+async function newApp(flags: Partial<Record<OptionName, string>> = {}): Promise<App> {
+  const fresh = await openApp(
+    config(flags),
+    new CloudBackend({ url: fake.url, token: fake.token, version: "test", retry: { baseDelayMs: 1 } }),
+  );
+  fresh.deps.pollIntervalMs = { min: 5, max: 50 };
+  return fresh;
+}
+
+interface Served {
+  handler: HttpHandler;
+  origin: string;
+  mcp: URL;
+}
+
+/** A real Bun.serve on port 0 in front of the handler. */
+function serve(options: Partial<HttpOptions> = {}): Served {
+  const handler = createHttpHandler(app, { listen: "127.0.0.1", port: 0, ...options });
+  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req, s) => handler.fetch(req, s) });
+  opened.push({
+    close: async () => {
+      await server.stop(true);
+      await handler.close();
+    },
+  });
+  const origin = `http://127.0.0.1:${server.port}`;
+  return { handler, origin, mcp: new URL(`${origin}/mcp`) };
+}
+
+async function connectClient(
+  url: URL,
+  options: { token?: string; era?: "legacy" | "modern" } = {},
+): Promise<Client> {
+  const client = new Client(
+    { name: "http-test", version: "0" },
+    options.era === "modern" ? { versionNegotiation: { mode: { pin: "2026-07-28" } } } : {},
+  );
+  const transport = new StreamableHTTPClientTransport(url, {
+    requestInit: options.token ? { headers: { authorization: `Bearer ${options.token}` } } : {},
+  });
+  await client.connect(transport);
+  opened.push({ close: () => client.close() });
+  return client;
+}
+
+const initialize = JSON.stringify({
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "0" } },
+});
+
+function post(
+  url: string,
+  headers: Record<string, string> = {},
+  body: string | ReadableStream<Uint8Array> = initialize,
+): Request {
+  return new Request(url, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      ...headers,
+    },
+    body,
+  });
+}
+
+beforeAll(async () => {
+  fake = await startFakeContree();
+  dir = mkdtempSync(join(tmpdir(), "contree-mcp-http-"));
+  app = await newApp();
+  base = fake.addImage({ tag: "common/base/alpine:3" }).uuid;
+});
+
+afterAll(async () => {
+  for (const item of opened.toReversed()) await item.close().catch(() => undefined);
+  await app?.close();
+  await fake?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("MCP over HTTP with the SDK client", () => {
+  for (const era of ["legacy", "modern"] as const) {
+    test(`${era} era: lists every tool and calls list_images and run`, async () => {
+      const { mcp } = serve();
+      const client = await connectClient(mcp, { era });
+      expect(client.getProtocolEra()).toBe(era);
+      const { tools } = await client.listTools();
+      expect(tools.map((t) => t.name).toSorted()).toEqual(TOOLS.map((t) => `contree_${t.name}`).toSorted());
+      const listed = (await client.callTool({
+        name: "contree_list_images",
+        arguments: {},
+      })) as CallToolResult;
+      expect(listed.isError).toBeFalsy();
+      expect(JSON.stringify(listed.structuredContent)).toContain(base);
+      const ran = (await client.callTool({
+        name: "contree_run",
+        arguments: { command: `echo ${era}`, image: base },
+      })) as CallToolResult;
+      expect(ran.isError).toBeFalsy();
+      expect((ran.structuredContent as { status: string }).status).toBe("SUCCESS");
+    });
+
+    test(`${era} era: progress notifications stream before a long run's result`, async () => {
+      const { mcp } = serve();
+      const client = await connectClient(mcp, { era });
+      const seen: { message?: string; at: number }[] = [];
+      const result = (await client.callTool(
+        { name: "contree_run", arguments: { command: "sleep 1", image: base } },
+        { onprogress: (p) => seen.push({ message: p.message, at: Date.now() }) },
+      )) as CallToolResult;
+      const finishedAt = Date.now();
+      expect(result.isError).toBeFalsy();
+      expect(seen.length).toBeGreaterThanOrEqual(2);
+      // Streamed: the first notification reached the client well before the result did.
+      expect(seen[0]!.at).toBeLessThan(finishedAt - 300);
+    });
+  }
+
+  test("several clients at once are served independently", async () => {
+    const { mcp } = serve();
+    const clients = await Promise.all([1, 2, 3, 4].map(() => connectClient(mcp)));
+    const slow = clients[0]!.callTool({
+      name: "contree_run",
+      arguments: { command: "sleep 1", image: base },
+    });
+    const quick = await Promise.all(
+      clients.slice(1).map((c) => c.callTool({ name: "contree_list_images", arguments: {} })),
+    );
+    expect(quick.every((r) => !r.isError)).toBe(true);
+    expect(((await slow) as CallToolResult).isError).toBeFalsy();
+  });
+
+  test("the MCP Inspector CLI lists the tools", async () => {
+    if (!existsSync(INSPECTOR)) throw new Error(`${INSPECTOR} is missing: run npm install`);
+    const { mcp } = serve();
+    const proc = Bun.spawn(
+      [BUN, "--bun", INSPECTOR, "--cli", mcp.href, "--transport", "http", "--method", "tools/list"],
+      { cwd: dir, stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } },
+    );
+    const [out, err, code] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ]);
+    expect({ code, err: code === 0 ? "" : err }).toEqual({ code: 0, err: "" });
+    const names = (JSON.parse(out) as { tools: { name: string }[] }).tools.map((t) => t.name);
+    expect(names).toContain("contree_run");
+    expect(names.length).toBe(TOOLS.length);
+  }, 30_000);
+});
+
+describe("safe defaults", () => {
+  test("a foreign Origin gets 403, a local one passes", async () => {
+    const handler = createHttpHandler(app, { listen: "127.0.0.1", port: 9452 });
+    const foreign = await handler.fetch(
+      post("http://127.0.0.1:9452/mcp", { origin: "https://evil.example" }),
+    );
+    expect(foreign.status).toBe(403);
+    const local = await handler.fetch(post("http://127.0.0.1:9452/mcp", { origin: "http://localhost:3000" }));
+    expect(local.status).toBe(200);
+    await handler.close();
+  });
+
+  test("a foreign Host (DNS rebinding) gets 403 on every path", async () => {
+    const handler = createHttpHandler(app, { listen: "127.0.0.1", port: 9452 });
+    for (const path of ["/mcp", "/", "/healthz"]) {
+      const request = new Request(`http://attacker.example:9452${path}`, {
+        method: path === "/mcp" ? "POST" : "GET",
+      });
+      expect((await handler.fetch(request)).status).toBe(403);
+    }
+    await handler.close();
+  });
+
+  test("with a token, a missing or wrong bearer gets 401 and the right one 200", async () => {
+    const token = "http-token-0123456789";
+    const handler = createHttpHandler(app, { listen: "127.0.0.1", port: 9452, token });
+    const url = "http://127.0.0.1:9452/mcp";
+    const missing = await handler.fetch(post(url));
+    expect(missing.status).toBe(401);
+    expect(missing.headers.get("www-authenticate")).toStartWith("Bearer");
+    for (const wrong of ["Bearer nope", `Bearer ${token}x`, `Basic ${btoa(`u:${token}`)}`, token]) {
+      expect((await handler.fetch(post(url, { authorization: wrong }))).status).toBe(401);
+    }
+    const right = await handler.fetch(post(url, { authorization: `Bearer ${token}` }));
+    expect(right.status).toBe(200);
+    expect(await right.text()).toContain("serverInfo");
+    // The page and the health check stay open: they hold nothing secret.
+    expect((await handler.fetch(new Request("http://127.0.0.1:9452/healthz"))).status).toBe(200);
+    const page = await (await handler.fetch(new Request("http://127.0.0.1:9452/"))).text();
+    expect(page).not.toContain(token);
+    expect(page).toContain("Authorization");
+    await handler.close();
+  });
+
+  test("the SDK client with the bearer token works over a real socket", async () => {
+    const token = "socket-token-abcdef";
+    const { mcp } = serve({ token });
+    const client = await connectClient(mcp, { token });
+    expect((await client.listTools()).tools.length).toBe(TOOLS.length);
+    await expect(connectClient(mcp, { token: "wrong" })).rejects.toThrow();
+  });
+
+  test("a non-loopback address without a token is refused, saying how to set one", () => {
+    for (const listen of ["0.0.0.0", "::", "192.168.1.10"]) {
+      let error: unknown;
+      try {
+        createHttpHandler(app, { listen, port: 9452 });
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).toBeInstanceOf(UserError);
+      expect((error as Error).message).toContain("--http-token");
+      expect((error as Error).message).toContain("CONTREE_MCP_HTTP_TOKEN");
+    }
+    for (const listen of ["127.0.0.1", "localhost", "::1", "127.0.0.2"]) {
+      expect(() => createHttpHandler(app, { listen, port: 9452 })).not.toThrow();
+    }
+  });
+
+  test("with a token, the listen address is an allowed Host too", async () => {
+    expect(allowedHostnames("127.0.0.1", undefined)).toEqual(["localhost", "127.0.0.1", "[::1]"]);
+    expect(allowedHostnames("10.1.2.3", "t")).toContain("10.1.2.3");
+    expect(allowedHostnames("fd00::5", "t")).toContain("[fd00::5]");
+    const token = "lan-token-123456";
+    const handler = createHttpHandler(app, { listen: "10.1.2.3", port: 9452, token });
+    const ok = await handler.fetch(post("http://10.1.2.3:9452/mcp", { authorization: `Bearer ${token}` }));
+    expect(ok.status).toBe(200);
+    const rebound = await handler.fetch(
+      post("http://evil.example:9452/mcp", { authorization: `Bearer ${token}` }),
+    );
+    expect(rebound.status).toBe(403);
+    await handler.close();
+  });
+
+  test("a body over the limit gets 413, declared or streamed", async () => {
+    const handler = createHttpHandler(app, { listen: "127.0.0.1", port: 9452 });
+    const big = `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"${"x".repeat(MAX_BODY_BYTES)}"}}`;
+    const declared = await handler.fetch(post("http://127.0.0.1:9452/mcp", {}, big));
+    expect(declared.status).toBe(413);
+    const chunk = new TextEncoder().encode("x".repeat(64 * 1024));
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent > MAX_BODY_BYTES + chunk.length) return controller.close();
+        sent += chunk.length;
+        controller.enqueue(chunk);
+      },
+    });
+    const streamed = await handler.fetch(post("http://127.0.0.1:9452/mcp", {}, stream));
+    expect(streamed.status).toBe(413);
+    await handler.close();
+  });
+
+  test("over a real socket, a too-large body gets 413 too", async () => {
+    const { origin } = serve();
+    const response = await fetch(`${origin}/mcp`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+      body: "x".repeat(MAX_BODY_BYTES + 10),
+    });
+    expect(response.status).toBe(413);
+  });
+
+  test("a client stalled mid-body does not hold up the others", async () => {
+    const { origin, mcp } = serve();
+    const { port } = new URL(origin);
+    const stalled = await Bun.connect({
+      hostname: "127.0.0.1",
+      port: Number(port),
+      socket: { data() {} },
+    });
+    stalled.write(
+      "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
+        'Accept: application/json, text/event-stream\r\nContent-Length: 1000\r\n\r\n{"jsonrpc":',
+    );
+    const client = await connectClient(mcp);
+    const result = (await client.callTool({ name: "contree_list_images", arguments: {} })) as CallToolResult;
+    expect(result.isError).toBeFalsy();
+    stalled.end();
+  });
+
+  test("the ConTree token appears in no response", async () => {
+    const handler = createHttpHandler(app, { listen: "127.0.0.1", port: 9452 });
+    const bodies = await Promise.all(
+      [
+        new Request("http://127.0.0.1:9452/"),
+        new Request("http://127.0.0.1:9452/healthz"),
+        post("http://127.0.0.1:9452/mcp"),
+        post(
+          "http://127.0.0.1:9452/mcp",
+          { "mcp-protocol-version": "2025-11-25" },
+          JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list", params: {} }),
+        ),
+      ].map(async (request) => {
+        const response = await handler.fetch(request);
+        return [...response.headers.entries()].join("\n") + (await response.text());
+      }),
+    );
+    for (const body of bodies) expect(body).not.toContain(fake.token);
+    await handler.close();
+  });
+});
+
+describe("other routes", () => {
+  test("/healthz reports backend kind and version", async () => {
+    const handler = createHttpHandler(app, { listen: "127.0.0.1", port: 9452 });
+    const response = await handler.fetch(new Request("http://localhost:9452/healthz"));
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ status: "ok", backend: "cloud", version: VERSION });
+    await handler.close();
+  });
+
+  test("GET /unknown is 404, GET /mcp is 405 (no sessions), POST / is 405", async () => {
+    const handler = createHttpHandler(app, { listen: "127.0.0.1", port: 9452 });
+    expect((await handler.fetch(new Request("http://127.0.0.1:9452/unknown"))).status).toBe(404);
+    expect(
+      (
+        await handler.fetch(
+          new Request("http://127.0.0.1:9452/mcp", { headers: { accept: "text/event-stream" } }),
+        )
+      ).status,
+    ).toBe(405);
+    expect((await handler.fetch(new Request("http://127.0.0.1:9452/", { method: "POST" }))).status).toBe(405);
+    await handler.close();
+  });
+
+  test("the page lists every tool with this server's URL", async () => {
+    const handler = createHttpHandler(app, { listen: "127.0.0.1", port: 9452 });
+    const response = await handler.fetch(new Request("http://localhost:9452/"));
+    expect(response.headers.get("content-type")).toContain("text/html");
+    const html = await response.text();
+    for (const tool of TOOLS) expect(html).toContain(`contree_${tool.name}`);
+    expect(html).toContain("claude mcp add --transport http contree http://localhost:9452/mcp");
+    expect(html).not.toContain("@@CONTREE_MCP_URL@@");
+    await handler.close();
+  });
+});
+
+/** runHttp on port 0 with its own app (it closes the app when it stops). */
+async function startRunHttp(graceMs: number) {
+  const ownApp = await newApp({ http_port: "0" });
+  let listening!: (url: string) => void;
+  const url = new Promise<string>((resolve) => (listening = resolve));
+  const done = runHttp(ownApp, ownApp.deps.config, { graceMs, onListening: listening });
+  return { done, url: await url };
+}
+
+describe("runHttp", () => {
+  test("SIGTERM lets a call in flight finish, then stops", async () => {
+    const { done, url } = await startRunHttp(5_000);
+    const client = await connectClient(new URL(`${url}/mcp`));
+    const before = fake.requests.length;
+    const call = client.callTool({ name: "contree_run", arguments: { command: "sleep 1", image: base } });
+    while (!fake.requests.slice(before).some((r) => r.method === "POST" && r.path === "/v1/instances")) {
+      await Bun.sleep(20);
+    }
+    process.emit("SIGTERM");
+    const result = (await call) as CallToolResult;
+    expect(result.isError).toBeFalsy();
+    expect((result.structuredContent as { status: string }).status).toBe("SUCCESS");
+    await done;
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+  });
+
+  test("calls still running after the grace period are aborted and their runs cancelled", async () => {
+    const { done, url } = await startRunHttp(300);
+    const client = await connectClient(new URL(`${url}/mcp`));
+    const before = fake.requests.length;
+    const call = client
+      .callTool({ name: "contree_run", arguments: { command: "sleep 30", image: base } })
+      .then(
+        () => "finished",
+        () => "aborted",
+      );
+    while (!fake.requests.slice(before).some((r) => r.method === "POST" && r.path === "/v1/instances")) {
+      await Bun.sleep(20);
+    }
+    process.emit("SIGINT");
+    await done;
+    expect(await call).toBe("aborted");
+    expect(
+      fake.requests.slice(before).some((r) => r.method === "DELETE" && r.path.startsWith("/v1/operations/")),
+    ).toBe(true);
+  });
+
+  test("main refuses --mode http on a public address without a token", () => {
+    const result = Bun.spawnSync(
+      [BUN, join(ROOT, "src/main.ts"), "--mode", "http", "--http-listen", "0.0.0.0", "--http-port", "0"],
+      {
+        cwd: dir,
+        env: {
+          PATH: process.env.PATH ?? "/usr/bin:/bin",
+          HOME: dir,
+          CONTREE_MCP_TOKEN: fake.token,
+          CONTREE_MCP_URL: fake.url,
+          CONTREE_MCP_CACHE_GENERAL: join(dir, "main-cache.db"),
+          CONTREE_MCP_CACHE_FILES: join(dir, "main-files.db"),
+        },
+        timeout: 20_000,
+      },
+    );
+    expect(result.exitCode).toBe(1);
+    const stderr = result.stderr.toString();
+    expect(stderr).toContain("CONTREE_MCP_HTTP_TOKEN");
+    expect(stderr).not.toContain(fake.token);
+  });
+});
