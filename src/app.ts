@@ -6,6 +6,7 @@ import { GeneralCache } from "./cache/general.ts";
 import { chosenBackend, type Config } from "./config.ts";
 import { log, registerSecret } from "./log.ts";
 import { CredentialStore, defaultCredentialsPath } from "./registry/credentials.ts";
+import { FileCache } from "./sync/cache.ts";
 import type { ToolDeps } from "./tools/tool.ts";
 import { VERSION } from "./version.ts";
 
@@ -42,13 +43,15 @@ export interface App {
 export async function openApp(config: Config, backend?: Backend): Promise<App> {
   const chosen = backend ?? (await openBackend(config));
   const cache = new GeneralCache(config.cacheGeneral, config.cachePruneDays);
+  const fileCache = new FileCache(config.cacheFiles, config.cachePruneDays);
   const credentials = new CredentialStore(defaultCredentialsPath());
   log.info(`backend: ${chosen.description}`);
   return {
-    deps: { backend: chosen, cache, credentials, config },
+    deps: { backend: chosen, cache, fileCache, credentials, config },
     async close() {
       await chosen.close();
       cache.close();
+      fileCache.close();
     },
   };
 }

@@ -5,6 +5,7 @@ import { BackendError, UserError } from "../errors.ts";
 import DESCRIPTION from "./run.md" with { type: "text" };
 import { imageRefSchema, resolveImageUuid } from "./_images.ts";
 import { operationSchema, operationSummary, operationView, recordFinished } from "./_operation.ts";
+import { directoryStateFiles } from "../sync/state-files.ts";
 import { defineTool } from "./tool.ts";
 
 /** The backend keeps at least this much of each stream, so output not shown can be paged later. */
@@ -55,6 +56,14 @@ export const run = defineTool({
       .default(true)
       .describe("true: discard the sandbox; false: keep changed files as a new image (result_image)"),
     stdin: z.string().nullish().describe("Text fed to the command's standard input"),
+    directory_state_id: z
+      .number()
+      .int()
+      .positive()
+      .nullish()
+      .describe(
+        "From rsync: places that synced directory at its destination; `files` entries override its paths",
+      ),
     files: z
       .record(z.string(), fileSchema)
       .nullish()
@@ -80,6 +89,9 @@ export const run = defineTool({
       );
     }
     const files: Record<string, FileSpec> = {};
+    if (args.directory_state_id != null) {
+      Object.assign(files, directoryStateFiles(call, args.directory_state_id));
+    }
     for (const [path, spec] of Object.entries(args.files ?? {})) {
       if (!path.startsWith("/")) {
         throw new UserError(`files: the key '${path}' must be an absolute container path like /app/${path}.`);

@@ -6,6 +6,7 @@ import type { Config } from "../config.ts";
 import { BackendError, UserError } from "../errors.ts";
 import { log } from "../log.ts";
 import type { CredentialStore } from "../registry/credentials.ts";
+import type { FileCache } from "../sync/cache.ts";
 
 /** What tools get to work with. Nothing here knows HTTP or namespaces. */
 export interface ToolDeps {
@@ -13,6 +14,8 @@ export interface ToolDeps {
   cache: GeneralCache;
   credentials: CredentialStore;
   config: Config;
+  /** File hashes, uploaded blobs and directory states of rsync; opened by openApp. */
+  fileCache?: FileCache;
   /** Used by tests to shorten waits; production leaves it unset. */
   pollIntervalMs?: { min: number; max: number };
 }

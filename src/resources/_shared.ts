@@ -1,0 +1,49 @@
+import type { Variables } from "@modelcontextprotocol/server";
+import { UserError } from "../errors.ts";
+import type { ToolCall, ToolDeps } from "../tools/tool.ts";
+
+/** Resource handlers reuse tool logic: a call without progress, cancelled with the request. */
+export function resourceCall(deps: ToolDeps, signal: AbortSignal = new AbortController().signal): ToolCall {
+  return { deps, signal, progress: () => {}, tool: (name) => `${deps.config.toolPrefix}${name}` };
+}
+
+/** A template variable, percent-decoded (the SDK hands them over as they appear in the URI). */
+export function variable(variables: Variables, name: string): string {
+  const raw = variables[name];
+  const value = Array.isArray(raw) ? raw.join(",") : (raw ?? "");
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw new UserError(`The ${name} in this URI is not valid percent-encoding: ${value}`);
+  }
+}
+
+const COMPLETIONS = 50;
+
+/** Completes `{image}` from tagged images, as `tag:NAME` (percent-encoding is the client's job). */
+export function completeImage(deps: ToolDeps): (value: string) => Promise<string[]> {
+  return async (value) => {
+    const typed = decodeSafe(value);
+    const prefix = typed.startsWith("tag:") ? typed.slice(4) : typed;
+    try {
+      const images = await deps.backend.listImages({
+        tagged: true,
+        limit: COMPLETIONS,
+        offset: 0,
+        ...(prefix ? { tagPrefix: prefix } : {}),
+      });
+      return images.flatMap((image) => (image.tag ? [`tag:${image.tag}`] : [])).toSorted();
+    } catch {
+      // Completion is a convenience: a backend that cannot answer just offers nothing.
+      return [];
+    }
+  };
+}
+
+function decodeSafe(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}

@@ -1,0 +1,240 @@
+import type { Database } from "bun:sqlite";
+import { openCache, type Schema } from "../cache/sqlite.ts";
+
+// What a sync remembers: the content hash of each local file by its (size, mtime, inode, mode), which blobs a
+// backend already holds, and each directory state (a source tree placed at a destination) with exactly its files.
+// States and blobs are per backend: a file uuid from one backend means nothing to another.
+const SCHEMA: Schema = {
+  version: 1,
+  create: `
+    CREATE TABLE local_files (
+      path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ms REAL NOT NULL, ino INTEGER NOT NULL,
+      mode INTEGER NOT NULL, sha256 TEXT NOT NULL, used_at INTEGER NOT NULL
+    );
+    CREATE TABLE blobs (
+      backend TEXT NOT NULL, sha256 TEXT NOT NULL, uuid TEXT NOT NULL, checked_at INTEGER NOT NULL,
+      PRIMARY KEY (backend, sha256)
+    ) WITHOUT ROWID;
+    CREATE TABLE states (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, backend TEXT NOT NULL, source TEXT NOT NULL,
+      destination TEXT NOT NULL, excludes TEXT NOT NULL, synced_at INTEGER NOT NULL, used_at INTEGER NOT NULL
+    );
+    CREATE TABLE state_files (
+      state_id INTEGER NOT NULL, rel TEXT NOT NULL, sha256 TEXT NOT NULL, uuid TEXT NOT NULL, mode INTEGER NOT NULL,
+      size INTEGER NOT NULL, PRIMARY KEY (state_id, rel)
+    ) WITHOUT ROWID;
+  `,
+};
+
+/** How a file looked when it was last hashed; the same look means the same content. */
+export interface KnownFile {
+  path: string;
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  mode: number;
+  sha256: string;
+}
+
+export interface StateFile {
+  rel: string;
+  sha256: string;
+  uuid: string;
+  mode: number;
+  size: number;
+}
+
+export interface DirectoryState {
+  id: number;
+  backend: string;
+  source: string;
+  destination: string;
+  excludes: string[];
+  syncedAt: number;
+}
+
+/** A used row is touched at most this often, so a no-change resync writes nothing per file. */
+const TOUCH_AFTER_MS = 86_400_000;
+
+/** The range of paths under a directory, for an index range scan: '0' is the character after '/'. */
+function under(root: string): [string, string] {
+  const base = root.endsWith("/") ? root.slice(0, -1) : root;
+  return [`${base}/`, `${base}0`];
+}
+
+export class FileCache {
+  readonly db: Database;
+
+  constructor(
+    path: string,
+    private readonly pruneDays = 60,
+  ) {
+    this.db = openCache(path, SCHEMA);
+    this.prune();
+  }
+
+  /** Known files at `root` and below, by path. */
+  knownFiles(root: string): Map<string, KnownFile> {
+    const [from, to] = under(root);
+    const rows = this.db
+      .query<
+        { path: string; size: number; mtime_ms: number; ino: number; mode: number; sha256: string },
+        [string, string, string]
+      >(
+        "SELECT path, size, mtime_ms, ino, mode, sha256 FROM local_files WHERE path = ? OR (path >= ? AND path < ?)",
+      )
+      .all(root, from, to);
+    const now = Date.now();
+    this.db.run(
+      "UPDATE local_files SET used_at = ? WHERE (path = ? OR (path >= ? AND path < ?)) AND used_at < ?",
+      [now, root, from, to, now - TOUCH_AFTER_MS],
+    );
+    return new Map(
+      rows.map((r) => [
+        r.path,
+        { path: r.path, size: r.size, mtimeMs: r.mtime_ms, ino: r.ino, mode: r.mode, sha256: r.sha256 },
+      ]),
+    );
+  }
+
+  rememberFiles(files: readonly KnownFile[]): void {
+    if (files.length === 0) return;
+    const insert = this.db.prepare(
+      "INSERT OR REPLACE INTO local_files (path, size, mtime_ms, ino, mode, sha256, used_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    );
+    const now = Date.now();
+    this.db.transaction(() => {
+      for (const f of files) insert.run(f.path, f.size, f.mtimeMs, f.ino, f.mode, f.sha256, now);
+    })();
+  }
+
+  forgetFile(path: string): void {
+    this.db.run("DELETE FROM local_files WHERE path = ?", [path]);
+  }
+
+  /** The uuid under which `backend` holds this content, and when that was last confirmed. */
+  blob(backend: string, sha256: string): { uuid: string; checkedAt: number } | null {
+    const row = this.db
+      .query<{ uuid: string; checked_at: number }, [string, string]>(
+        "SELECT uuid, checked_at FROM blobs WHERE backend = ? AND sha256 = ?",
+      )
+      .get(backend, sha256);
+    return row ? { uuid: row.uuid, checkedAt: row.checked_at } : null;
+  }
+
+  /** Every blob known on `backend`, by sha256: one query instead of one per file. */
+  blobs(backend: string): Map<string, { uuid: string; checkedAt: number }> {
+    const rows = this.db
+      .query<{ sha256: string; uuid: string; checked_at: number }, [string]>(
+        "SELECT sha256, uuid, checked_at FROM blobs WHERE backend = ?",
+      )
+      .all(backend);
+    return new Map(rows.map((r) => [r.sha256, { uuid: r.uuid, checkedAt: r.checked_at }]));
+  }
+
+  rememberBlob(backend: string, sha256: string, uuid: string): void {
+    this.db.run("INSERT OR REPLACE INTO blobs (backend, sha256, uuid, checked_at) VALUES (?, ?, ?, ?)", [
+      backend,
+      sha256,
+      uuid,
+      Date.now(),
+    ]);
+  }
+
+  forgetBlob(backend: string, sha256: string): void {
+    this.db.run("DELETE FROM blobs WHERE backend = ? AND sha256 = ?", [backend, sha256]);
+  }
+
+  stateByKey(key: string): DirectoryState | null {
+    const row = this.db.query<StateRow, [string]>("SELECT * FROM states WHERE key = ?").get(key);
+    return row ? toState(row) : null;
+  }
+
+  /** A state by id, only when it belongs to `backend` (another backend's uuids would not resolve). */
+  state(id: number, backend: string): DirectoryState | null {
+    const row = this.db
+      .query<StateRow, [number, string]>("SELECT * FROM states WHERE id = ? AND backend = ?")
+      .get(id, backend);
+    if (!row) return null;
+    const now = Date.now();
+    if (row.used_at < now - TOUCH_AFTER_MS)
+      this.db.run("UPDATE states SET used_at = ? WHERE id = ?", [now, id]);
+    return toState(row);
+  }
+
+  stateFiles(id: number): StateFile[] {
+    return this.db
+      .query<StateFile, [number]>(
+        "SELECT rel, sha256, uuid, mode, size FROM state_files WHERE state_id = ? ORDER BY rel",
+      )
+      .all(id);
+  }
+
+  /** Creates the state for `key`, or returns the one already there: the same tree and destination keep their id. */
+  ensureState(init: Omit<DirectoryState, "id" | "syncedAt"> & { key: string }): DirectoryState {
+    const now = Date.now();
+    this.db.run(
+      `INSERT INTO states (key, backend, source, destination, excludes, synced_at, used_at) VALUES (?, ?, ?, ?, ?, 0, ?)
+       ON CONFLICT(key) DO NOTHING`,
+      [init.key, init.backend, init.source, init.destination, JSON.stringify(init.excludes), now],
+    );
+    return this.stateByKey(init.key)!;
+  }
+
+  /** Replaces a state's files with exactly `files`, in one transaction. */
+  replaceStateFiles(id: number, files: readonly StateFile[]): void {
+    const insert = this.db.prepare(
+      "INSERT INTO state_files (state_id, rel, sha256, uuid, mode, size) VALUES (?, ?, ?, ?, ?, ?)",
+    );
+    const now = Date.now();
+    this.db.transaction(() => {
+      this.db.run("DELETE FROM state_files WHERE state_id = ?", [id]);
+      for (const f of files) insert.run(id, f.rel, f.sha256, f.uuid, f.mode, f.size);
+      this.db.run("UPDATE states SET synced_at = ?, used_at = ? WHERE id = ?", [now, now, id]);
+    })();
+  }
+
+  touchState(id: number): void {
+    const now = Date.now();
+    this.db.run("UPDATE states SET synced_at = ?, used_at = ? WHERE id = ?", [now, now, id]);
+  }
+
+  prune(): void {
+    if (this.pruneDays <= 0) return;
+    const cutoff = Date.now() - this.pruneDays * 86_400_000;
+    this.db.transaction(() => {
+      this.db.run("DELETE FROM state_files WHERE state_id IN (SELECT id FROM states WHERE used_at < ?)", [
+        cutoff,
+      ]);
+      this.db.run("DELETE FROM states WHERE used_at < ?", [cutoff]);
+      this.db.run("DELETE FROM local_files WHERE used_at < ?", [cutoff]);
+      this.db.run("DELETE FROM blobs WHERE checked_at < ?", [cutoff]);
+    })();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+interface StateRow {
+  id: number;
+  key: string;
+  backend: string;
+  source: string;
+  destination: string;
+  excludes: string;
+  synced_at: number;
+  used_at: number;
+}
+
+function toState(row: StateRow): DirectoryState {
+  return {
+    id: row.id,
+    backend: row.backend,
+    source: row.source,
+    destination: row.destination,
+    excludes: JSON.parse(row.excludes) as string[],
+    syncedAt: row.synced_at,
+  };
+}

@@ -1,0 +1,24 @@
+import type { FileSpec } from "../backend/types.ts";
+import { UserError } from "../errors.ts";
+import type { ToolCall } from "../tools/tool.ts";
+import { backendKey, requireFileCache } from "./paths.ts";
+import { targetPath } from "./plan.ts";
+
+/** The files of a directory state as run places them: container path -> uploaded file and its mode. */
+export function directoryStateFiles(
+  call: Pick<ToolCall, "deps" | "tool">,
+  id: number,
+): Record<string, FileSpec> {
+  const cache = requireFileCache(call.deps);
+  const state = cache.state(id, backendKey(call.deps.backend, call.deps.config));
+  if (!state) {
+    throw new UserError(
+      `Unknown directory_state_id ${id}. Call ${call.tool("rsync")}(source=<local directory>, destination=<sandbox directory>) first and pass the id it returns (ids belong to this machine and backend).`,
+    );
+  }
+  const files: Record<string, FileSpec> = {};
+  for (const file of cache.stateFiles(id)) {
+    files[targetPath(state.destination, file.rel)] = { uuid: file.uuid, mode: file.mode };
+  }
+  return files;
+}

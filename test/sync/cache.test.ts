@@ -1,0 +1,80 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FileCache, type StateFile } from "../../src/sync/cache.ts";
+
+let dir: string;
+let cache: FileCache;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "contree-filecache-"));
+  cache = new FileCache(join(dir, "files.db"));
+});
+afterEach(() => {
+  cache.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const file = (path: string, sha256 = "a".repeat(64)) => ({
+  path,
+  size: 1,
+  mtimeMs: 1.5,
+  ino: 7,
+  mode: 0o644,
+  sha256,
+});
+
+const stateFile = (rel: string): StateFile => ({ rel, sha256: "s", uuid: "u", mode: 0o644, size: 1 });
+
+describe("FileCache", () => {
+  test("knownFiles returns the root and what lies under it, not neighbours with the same prefix", () => {
+    cache.rememberFiles([file("/p/a"), file("/p/a/x"), file("/p/a/y/z"), file("/p/ab"), file("/p/a0")]);
+    expect([...cache.knownFiles("/p/a").keys()].toSorted()).toEqual(["/p/a", "/p/a/x", "/p/a/y/z"]);
+    expect(cache.knownFiles("/p/a/x").get("/p/a/x")).toEqual(file("/p/a/x"));
+  });
+
+  test("a state keeps its id for the same key and belongs to one backend", () => {
+    const init = { key: "k1", backend: "cloud:x", source: "/src", destination: "/app", excludes: ["*.pyc"] };
+    const first = cache.ensureState(init);
+    const again = cache.ensureState(init);
+    const other = cache.ensureState({ ...init, key: "k2" });
+    expect(again.id).toBe(first.id);
+    expect(other.id).not.toBe(first.id);
+    expect(cache.state(first.id, "cloud:x")?.excludes).toEqual(["*.pyc"]);
+    expect(cache.state(first.id, "local:y")).toBeNull();
+    expect(cache.state(9999, "cloud:x")).toBeNull();
+  });
+
+  test("replaceStateFiles holds exactly the given files", () => {
+    const { id } = cache.ensureState({
+      key: "k",
+      backend: "b",
+      source: "/s",
+      destination: "/d",
+      excludes: [],
+    });
+    cache.replaceStateFiles(id, [stateFile("a"), stateFile("b")]);
+    cache.replaceStateFiles(id, [stateFile("b"), stateFile("c")]);
+    expect(cache.stateFiles(id).map((x) => x.rel)).toEqual(["b", "c"]);
+  });
+
+  test("blobs are per backend", () => {
+    cache.rememberBlob("one", "sha", "uuid-1");
+    expect(cache.blob("one", "sha")?.uuid).toBe("uuid-1");
+    expect(cache.blob("two", "sha")).toBeNull();
+    cache.forgetBlob("one", "sha");
+    expect(cache.blob("one", "sha")).toBeNull();
+  });
+
+  test("a corrupt cache file is moved aside and a fresh one is built", () => {
+    cache.close();
+    const path = join(dir, "bad.db");
+    writeFileSync(path, "this is not a database, just text that is long enough to be read as a header....");
+    cache = new FileCache(path);
+    cache.rememberFiles([file("/x")]);
+    expect(cache.knownFiles("/x").size).toBe(1);
+    expect(readdirSync(dir).some((name) => name.startsWith("bad.db.broken-"))).toBe(true);
+    expect(existsSync(path)).toBe(true);
+  });
+});
