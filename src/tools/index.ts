@@ -1,6 +1,7 @@
 import type { McpServer } from "@modelcontextprotocol/server";
 import { cancelOperation } from "./cancel-operation.ts";
 import { download } from "./download.ts";
+import { getGuide } from "./get-guide.ts";
 import { getImage } from "./get-image.ts";
 import { getLineage } from "./get-lineage.ts";
 import { getOperation } from "./get-operation.ts";
@@ -37,6 +38,7 @@ export const TOOLS: ToolDefinition[] = [
   cancelOperation,
   registryTokenObtain,
   registryAuth,
+  getGuide,
 ] as unknown as ToolDefinition[];
 
 export function registerTools(server: McpServer, deps: ToolDeps): void {

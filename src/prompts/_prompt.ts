@@ -1,0 +1,136 @@
+import type { GetPromptResult, McpServer } from "@modelcontextprotocol/server";
+import type * as z from "zod";
+import type { ToolDeps } from "../tools/tool.ts";
+import { withPrefix } from "../tools/tool.ts";
+
+export interface PromptDefinition<S extends z.ZodRawShape = z.ZodRawShape> {
+  name: string;
+  title: string;
+  description: string;
+  /** Built per server: completers capture `deps`, and the SDK marks each schema it is given. */
+  args(deps: ToolDeps): z.ZodObject<S>;
+  /** The user message; `{{p}}` stands for the tool prefix. */
+  text(args: z.output<z.ZodObject<S>>): string;
+}
+
+export function definePrompt<S extends z.ZodRawShape>(definition: PromptDefinition<S>): PromptDefinition<S> {
+  return definition;
+}
+
+/** Fills `{{name}}` placeholders; `{{p}}` is left for the prefix. A placeholder without a value is a bug. */
+export function fill(template: string, values: Record<string, string>): string {
+  return template.replaceAll(/\{\{(\w+)\}\}/g, (match, name: string) => {
+    if (name === "p") return match;
+    const value = values[name];
+    if (value === undefined) throw new Error(`prompt template: no value for {{${name}}}`);
+    return value;
+  });
+}
+
+export function registerPrompt(server: McpServer, definition: PromptDefinition, deps: ToolDeps): void {
+  server.registerPrompt(
+    definition.name,
+    { title: definition.title, description: definition.description, argsSchema: definition.args(deps) },
+    (args): GetPromptResult => ({
+      description: definition.description,
+      messages: [
+        {
+          role: "user",
+          content: {
+            type: "text",
+            text: withPrefix(definition.text(args as never), deps.config.toolPrefix).trim(),
+          },
+        },
+      ],
+    }),
+  );
+}
+
+const COMPLETIONS = 50;
+
+/** Completes an image name argument (e.g. `ubuntu:noble`) from the tags on the backend. */
+export function completeTag(deps: ToolDeps): (value: string | undefined) => Promise<string[]> {
+  return async (value) => {
+    const prefix = (value ?? "").replace(/^tag:/, "");
+    try {
+      const images = await deps.backend.listImages({
+        tagged: true,
+        limit: COMPLETIONS,
+        offset: 0,
+        ...(prefix ? { tagPrefix: prefix } : {}),
+      });
+      return images.flatMap((image) => (image.tag ? [image.tag] : [])).toSorted();
+    } catch {
+      // Completion is a convenience: a backend that cannot answer just offers nothing.
+      return [];
+    }
+  };
+}
+
+/** Completes a project scope from the first part of existing tags (`myproject/deps/...` gives `myproject`). */
+export function completeScope(deps: ToolDeps): (value: string | undefined) => Promise<string[]> {
+  return async (value) => {
+    const typed = value ?? "";
+    try {
+      const images = await deps.backend.listImages({
+        tagged: true,
+        limit: 1000,
+        offset: 0,
+        ...(typed ? { tagPrefix: typed } : {}),
+      });
+      const scopes = new Set<string>();
+      for (const image of images) {
+        const scope = image.tag?.split("/")[0];
+        if (scope && image.tag!.includes("/") && scope !== "common") scopes.add(scope);
+      }
+      return [...scopes].toSorted().slice(0, COMPLETIONS);
+    } catch {
+      return [];
+    }
+  };
+}
+
+/** Completes an operation id from the most recent operations, failed ones first. */
+export function completeOperation(deps: ToolDeps): (value: string | undefined) => Promise<string[]> {
+  return async (value) => {
+    const typed = value ?? "";
+    try {
+      const operations = await deps.backend.listOperations({ limit: 100, offset: 0 });
+      return operations
+        .filter((op) => op.id.startsWith(typed))
+        .toSorted((a, b) => Number(b.status === "FAILED") - Number(a.status === "FAILED"))
+        .map((op) => op.id)
+        .slice(0, COMPLETIONS);
+    } catch {
+      return [];
+    }
+  };
+}
+
+/** A piece of a tag made valid: lower case, and runs of other characters turned into `-`. */
+function tagPart(text: string): string {
+  return text
+    .toLowerCase()
+    .replaceAll(/[^a-z0-9_.:/-]+/g, "-")
+    .replaceAll(/^[-/:.]+|[-/:.]+$/g, "");
+}
+
+/** The convention's tag for an environment: `{scope}/{purpose}/{base}`. */
+export function suggestedTag(
+  base: string,
+  project: string | undefined,
+  packages: string | undefined,
+): string {
+  const first = packages
+    ?.trim()
+    .split(/[\s,]+/)[0]
+    ?.split(/[=<>~![;@]/)[0];
+  const purpose = first ? `${tagPart(first)}-env` : "custom-env";
+  const scope = (project && tagPart(project).replaceAll("/", "-")) || "common";
+  return `${scope}/${purpose}/${tagPart(base.replace(/^docker:\/\//, "")) || "base"}`;
+}
+
+/** `docker://<reference>` for an image name such as `ubuntu:noble` or `ghcr.io/org/img:1`. */
+export function importUrl(image: string): string {
+  return image.startsWith("docker://") ? image : `docker://${image}`;
+}
