@@ -92,6 +92,65 @@ const localCommand = defineCommand({
   },
 });
 
+/** Runs a CLI command that reports to the terminal: a UserError is one line on stderr and exit code 1. */
+async function report(body: () => Promise<number>): Promise<void> {
+  try {
+    process.exitCode = await body();
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exitCode = 1;
+  }
+}
+
+const doctorCommand = defineCommand({
+  meta: {
+    name: "doctor",
+    description:
+      "Check the configuration, the ConTree service or this machine's local sandboxes, caches and credentials; exit 1 when the configured backend cannot work",
+  },
+  args: {
+    ...SETTINGS_ARGS,
+    json: { type: "boolean", description: "Print the report as JSON" },
+  },
+  run: ({ args }) =>
+    report(async () => {
+      const { formatReport, runDoctor } = await import("./cli/doctor.ts");
+      const result = await runDoctor(flagsOf(args));
+      process.stdout.write(args.json ? `${JSON.stringify(result, null, 2)}\n` : formatReport(result));
+      return result.ok ? 0 : 1;
+    }),
+});
+
+const setupCommand = defineCommand({
+  meta: {
+    name: "setup",
+    description:
+      "Add this server to an MCP client's user config (claude-code, claude-desktop, codex, cursor, vscode). Settings flags given here are passed on to the server; arguments after -- follow --command.",
+  },
+  args: {
+    client: { type: "positional", description: "claude-code | claude-desktop | codex | cursor | vscode" },
+    print: { type: "boolean", description: "Show the change as a diff and write nothing" },
+    name: { type: "string", description: "Server name in the client's config (default contree)" },
+    command: {
+      type: "string",
+      description: "Executable the client starts (default: this binary; from source: bun and src/main.ts)",
+    },
+    file: { type: "string", description: "The client's config file, if not in its usual place" },
+    "env-token": {
+      type: "boolean",
+      description:
+        "Also write the configured ConTree token into the entry's env (clear text in the client's config)",
+    },
+    ...SETTINGS_ARGS,
+  },
+  run: ({ args }) =>
+    report(async () => {
+      const { runSetup, setupArgs } = await import("./cli/setup.ts");
+      return runSetup(setupArgs(args, flagsOf(args)));
+    }),
+});
+
 const serveCommand = defineCommand({
   meta: { name: "serve", description: "Serve MCP (the default command)" },
   args: SETTINGS_ARGS,
@@ -106,7 +165,7 @@ export const main = defineCommand({
       "MCP server: sandboxes with immutable, branchable images (ConTree cloud, or bubblewrap on this machine)",
   },
   args: SETTINGS_ARGS,
-  subCommands: { serve: serveCommand, local: localCommand },
+  subCommands: { serve: serveCommand, local: localCommand, doctor: doctorCommand, setup: setupCommand },
   default: "serve",
 });
 

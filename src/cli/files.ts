@@ -1,0 +1,85 @@
+// File changes that cannot leave a client's config half-written: a backup first, then a temp file renamed over.
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { dirname } from "node:path";
+
+/** 20261130T125301Z: sorts by time and is safe in file names on every OS. */
+export function stamp(date = new Date()): string {
+  return date
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
+}
+
+/** The file a path points to: a symlinked config (dotfile managers) is edited where it lives, not replaced. */
+export function realTarget(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+/** Copies `path` to `<path>.bak-<stamp>` with its mode; returns the backup's path. */
+export function backup(path: string): string {
+  let target = `${path}.bak-${stamp()}`;
+  for (let n = 1; existsSync(target); n++) target = `${path}.bak-${stamp()}-${n}`;
+  copyFileSync(path, target);
+  return target;
+}
+
+/** Writes through a temp file in the same directory, keeping the old file's mode (new files: `mode`). */
+export function writeAtomic(path: string, text: string, mode = 0o644): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const keep = existsSync(path) ? statSync(path).mode & 0o777 : mode;
+  const temp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    writeFileSync(temp, text, { mode: keep, flag: "wx" });
+    renameSync(temp, path);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * A unified diff of one changed region (our edits touch one place), with `context` lines around it. Empty when
+ * the texts are equal.
+ */
+export function diff(path: string, before: string, after: string, context = 3): string {
+  if (before === after) return "";
+  const a = before.split("\n");
+  const b = after.split("\n");
+  let head = 0;
+  while (head < a.length && head < b.length && a[head] === b[head]) head++;
+  let tail = 0;
+  while (
+    tail < a.length - head &&
+    tail < b.length - head &&
+    a[a.length - 1 - tail] === b[b.length - 1 - tail]
+  ) {
+    tail++;
+  }
+  const from = Math.max(0, head - context);
+  const aEnd = a.length - tail;
+  const bEnd = b.length - tail;
+  const upto = Math.min(a.length, aEnd + context);
+  const lines = [
+    `--- ${before ? path : "/dev/null"}`,
+    `+++ ${path}`,
+    `@@ -${from + 1},${upto - from} +${from + 1},${upto - from + (bEnd - aEnd)} @@`,
+    ...a.slice(from, head).map((line) => ` ${line}`),
+    ...a.slice(head, aEnd).map((line) => `-${line}`),
+    ...b.slice(head, bEnd).map((line) => `+${line}`),
+    ...a.slice(aEnd, upto).map((line) => ` ${line}`),
+  ];
+  return `${lines.join("\n")}\n`;
+}
