@@ -68,6 +68,22 @@ export interface ImportSpec {
   tag?: string;
   credentials?: { username: string; password: string };
   timeoutS: number;
+  /** Called as the import advances (backends that cannot tell never call it). Must not throw. */
+  onProgress?: (progress: ImportProgress) => void;
+}
+
+/** How far an import has got. Byte counts cover layer blobs only (manifests are small). */
+export interface ImportProgress {
+  /** One line for people: "layer 2/3: 12.0 of 50.3 MB", "extracting layer 2/3". */
+  message: string;
+  /** Layers whose content is in the store (downloaded and extracted, or already there). */
+  layersDone: number;
+  /** null until the manifest is read. */
+  layersTotal: number | null;
+  /** Blob bytes fetched or read so far, layers already stored not counted. */
+  bytesDone: number;
+  /** Sum of the blob sizes that have to be fetched, when the manifest gives them. */
+  bytesTotal: number | null;
 }
 
 export interface CapturedStream {
@@ -91,6 +107,11 @@ export interface InstanceResult {
   stderr: CapturedStream;
   /** Counters the backend reports (elapsed_time, max_rss, user_cpu_time, ...); unknown ones omitted. */
   resources: Record<string, number>;
+  /**
+   * Sentences for the model about this run that the output alone does not tell, e.g. that the sandbox had no
+   * network and the command seems to have needed it. Absent or empty when there is nothing to add.
+   */
+  notes?: string[];
 }
 
 export interface Operation {
@@ -112,6 +133,8 @@ export interface Operation {
   registryUrl: string | null;
   /** Instance operations that finished (or were stopped) have one. */
   result: InstanceResult | null;
+  /** Import operations still running, on backends that track it: how far they are. */
+  progress?: ImportProgress | null;
 }
 
 export interface OperationSummary {

@@ -6,7 +6,8 @@
 // memory limit, or runs out of time is still SUCCESS (exit state says what happened: timed_out, signal); a run that
 // timed out keeps what it changed as a child image like any other run. FAILED means the backend could not do the
 // work (the sandbox could not start, an import failed) and `error` says why.
-import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BackendError } from "../../errors.ts";
 import { log } from "../../log.ts";
@@ -23,8 +24,10 @@ import type {
   StoredFile,
 } from "../types.ts";
 import { commitUpper, isEmptyDir, MAX_STACK_DEPTH, spawnInMergedView, squashLayers } from "./commit.ts";
+import { MOUNT_NAMESPACE, removeTree, ROOTLESS } from "./fsx.ts";
 import { fileHostPath, LayerView, listDirectory } from "./inspect.ts";
-import { importImage } from "./oci.ts";
+import { runNotes } from "./notes.ts";
+import { ImportTracker, importImage } from "./oci.ts";
 import { Operations, type Finish } from "./operations.ts";
 import { runSandbox, type FileInjection } from "./sandbox.ts";
 import { publicImage, Store, type ImageRow } from "./store.ts";
@@ -49,6 +52,49 @@ function missing(what: string): string {
   return `The local backend cannot run here: ${what}. ${CLOUD_HINT}`;
 }
 
+const ROOT_HINT = "or run contree-mcp as root";
+
+/**
+ * Without root, everything hangs on three things the kernel may refuse: a user namespace, overlayfs mounted inside
+ * it, and bubblewrap inside that. Tried once in a scratch directory (a few ms); null when all three work.
+ */
+async function rootlessProblem(): Promise<string | null> {
+  const dir = mkdtempSync(join(tmpdir(), "contree-mcp-probe-"));
+  try {
+    for (const sub of ["lower1", "lower2", "upper", "work", "mnt"]) mkdirSync(join(dir, sub));
+    const probe = `echo userns >&2
+mount -t overlay overlay -o lowerdir=lower1:lower2,upperdir=upper,workdir=work,userxattr,redirect_dir=nofollow,index=off,metacopy=off mnt || exit 3
+exec bwrap --ro-bind / / --proc /proc --dev /dev --unshare-user --unshare-pid --unshare-net --unshare-ipc --unshare-uts --die-with-parent -- true || exit 4`;
+    const proc = Bun.spawn([...MOUNT_NAMESPACE, "--", "/bin/sh", "-c", probe], {
+      cwd: dir,
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+    if (code === 0) return null;
+    const said =
+      stderr
+        .replace(/^userns\n/, "")
+        .trim()
+        .split("\n")
+        .at(-1) ?? "";
+    if (!stderr.startsWith("userns")) {
+      return missing(
+        `without root it needs unprivileged user namespaces, which this kernel refuses (${said || `exit ${code}`}). Allow them (sysctl user.max_user_namespaces > 0; kernel.unprivileged_userns_clone=1 on Debian kernels before 6.1; kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 23.10+), ${ROOT_HINT}`,
+      );
+    }
+    if (code === 3) {
+      return missing(
+        `without root it needs overlayfs inside a user namespace (Linux 5.11+), which this kernel refuses (${said}); ${ROOT_HINT}`,
+      );
+    }
+    return missing(
+      `without root it needs bubblewrap to work inside a user namespace, and it does not (${said || `exit ${code}`}); ${ROOT_HINT}`,
+    );
+  } finally {
+    removeTree(dir);
+  }
+}
+
 export class LocalBackend implements Backend {
   readonly kind = "local" as const;
   readonly description: string;
@@ -65,7 +111,7 @@ export class LocalBackend implements Backend {
     };
     this.store = new Store(options.root);
     this.operations = new Operations(this.store, this.options.maxConcurrent);
-    this.description = `local sandboxes (bubblewrap + overlayfs) in ${options.root}, network ${options.network}`;
+    this.description = `local sandboxes (bubblewrap + overlayfs${ROOTLESS ? ", rootless: one owner, no memory or process limits" : ""}) in ${options.root}, network ${options.network}`;
   }
 
   /** null when this machine can run local sandboxes; otherwise one message saying what is missing. */
@@ -84,12 +130,7 @@ export class LocalBackend implements Backend {
     if (!/\toverlay\n/.test(filesystems)) {
       return missing("the kernel has no overlayfs (modprobe overlay, or a kernel with CONFIG_OVERLAY_FS)");
     }
-    if (process.getuid?.() !== 0) {
-      return missing(
-        "it needs root to mount overlayfs and keep file owners (run contree-mcp as root, e.g. in a container or VM)",
-      );
-    }
-    return null;
+    return ROOTLESS ? await rootlessProblem() : null;
   }
 
   private image(uuid: string): ImageRow {
@@ -137,9 +178,12 @@ export class LocalBackend implements Backend {
       const timeout = AbortSignal.timeout(spec.timeoutS * 1000);
       const both = AbortSignal.any([signal, timeout]);
       try {
-        const pulled = await importImage(this.store, spec, both, (message) =>
-          log.debug(`import ${id}: ${message}`),
-        );
+        const tracker = new ImportTracker((progress) => {
+          log.debug(`import ${id}: ${progress.message}`);
+          this.operations.setProgress(id, progress);
+          spec.onProgress?.(progress);
+        });
+        const pulled = await importImage(this.store, spec, both, tracker);
         const existing = pulled.digest ? this.store.imageByDigest(pulled.digest) : null;
         const same = existing && JSON.stringify(existing.layers) === JSON.stringify(pulled.layers);
         const row = same
@@ -243,11 +287,13 @@ export class LocalBackend implements Backend {
         },
         id,
       );
+      const notes = runNotes(this.options.network, outcome.stdout.bytes, outcome.stderr.bytes);
       const result = {
         exit: outcome.exit,
         stdout: outcome.stdout,
         stderr: outcome.stderr,
         resources: outcome.resources,
+        ...(notes.length > 0 ? { notes } : {}),
       };
       if (outcome.setupError) return { status: "FAILED", error: outcome.setupError, result };
       if (outcome.cancelled) return { status: "CANCELLED", error: "cancelled", result };
@@ -268,7 +314,7 @@ export class LocalBackend implements Backend {
       });
       return { status: "SUCCESS", resultImage: child.uuid, result };
     } finally {
-      rmSync(workDir, { recursive: true, force: true });
+      removeTree(workDir);
     }
   }
 

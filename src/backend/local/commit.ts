@@ -6,6 +6,7 @@
 import { mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join, relative } from "node:path";
 import { BackendError } from "../../errors.ts";
+import { MOUNT_NAMESPACE, removeTree } from "./fsx.ts";
 import { overlayOptions } from "./sandbox.ts";
 import { newLayerId, type Store } from "./store.ts";
 
@@ -41,10 +42,7 @@ export function spawnInMergedView(
   const lowers = layersTopFirst.length === 1 ? [...layersTopFirst, relativeEmpty(store)] : layersTopFirst;
   const proc = Bun.spawn(
     [
-      "unshare",
-      "-m",
-      "--propagation",
-      "private",
+      ...MOUNT_NAMESPACE,
       "--",
       "setpriv",
       "--pdeathsig",
@@ -102,6 +100,6 @@ export async function squashLayers(store: Store, layersTopFirst: string[]): Prom
     store.addLayer(id, null);
     return id;
   } finally {
-    rmSync(building, { recursive: true, force: true });
+    removeTree(building);
   }
 }

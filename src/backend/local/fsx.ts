@@ -1,10 +1,56 @@
 // The few file system calls node:fs lacks and overlay layers need: extended attributes (opaque directories) and
 // mknod (whiteouts are character devices 0,0). Called through libc with bun:ffi, which also works in a compiled binary.
+//
+// Also the two ways the store works. As root, layers keep every owner, and overlayfs's attributes are trusted.*.
+// Without root (rootless), overlayfs is mounted in a user namespace that maps only our own uid to root. It keeps its
+// attributes under user.* (mount option userxattr), and every file belongs to us, which the sandbox sees as root.
+// Image owners other than root are not kept then. Whiteouts need no privilege (Linux 5.8+).
 import { dlopen, FFIType, ptr } from "bun:ffi";
-import type { Stats } from "node:fs";
+import { lchownSync, rmSync, type Stats } from "node:fs";
 
 const S_IFCHR = 0o020000;
-export const OPAQUE_XATTR = "trusted.overlay.opaque";
+
+/** Not root: sandboxes and mounts run in a user namespace of our own (see above). */
+export const ROOTLESS = process.getuid?.() !== 0;
+export const OPAQUE_XATTR = ROOTLESS ? "user.overlay.opaque" : "trusted.overlay.opaque";
+/** The xattr prefixes overlayfs reads in either mode; an image must not bring its own. */
+export const OVERLAY_XATTR_PREFIXES = ["trusted.overlay.", "user.overlay."];
+
+/** `unshare` arguments for a private mount namespace in which overlayfs can be mounted. */
+export const MOUNT_NAMESPACE = ROOTLESS
+  ? ["unshare", "--user", "--map-root-user", "--mount"]
+  : ["unshare", "--mount", "--propagation", "private"];
+
+/** Sets the owner of a file in a layer; rootless, every file stays ours (the sandbox's root). */
+export function setOwner(path: string, uid: number, gid: number): void {
+  if (!ROOTLESS) lchownSync(path, uid, gid);
+}
+
+/** Owner ids as the sandbox sees them: rootless, our own uid and gid are root. */
+export function imageUid(uid: number): number {
+  return ROOTLESS && uid === process.getuid?.() ? 0 : uid;
+}
+
+export function imageGid(gid: number): number {
+  return ROOTLESS && gid === process.getgid?.() ? 0 : gid;
+}
+
+/**
+ * Removes a work directory. A rootless sandbox may leave directories we cannot enter from outside (mode 000, or
+ * no write bit); inside our user namespace we are their root, so the removal is retried there.
+ */
+export function removeTree(path: string): void {
+  try {
+    rmSync(path, { recursive: true, force: true });
+    return;
+  } catch (error) {
+    if (!ROOTLESS) throw error;
+  }
+  const proc = Bun.spawnSync(["unshare", "--user", "--map-root-user", "rm", "-rf", "--", path], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  if (proc.exitCode !== 0) throw new Error(`could not remove ${path}: ${proc.stderr.toString().trim()}`);
+}
 
 let libc: ReturnType<typeof openLibc> | null = null;
 

@@ -5,7 +5,7 @@ import { lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from "
 import { join } from "node:path";
 import { BackendError } from "../../errors.ts";
 import type { DirEntry, DirListing, EntryType } from "../types.ts";
-import { isOpaque, isWhiteout } from "./fsx.ts";
+import { imageGid, imageUid, isOpaque, isWhiteout } from "./fsx.ts";
 
 const MAX_SYMLINKS = 40;
 
@@ -181,8 +181,8 @@ export function listDirectory(view: LayerView, path: string): DirListing {
       size: stat.isDirectory() ? 0 : stat.size,
       mode: stat.mode & 0o7777,
       mtime: Math.floor(stat.mtimeMs / 1000),
-      owner: users.get(stat.uid) ?? stat.uid,
-      group: groups.get(stat.gid) ?? stat.gid,
+      owner: users.get(imageUid(stat.uid)) ?? imageUid(stat.uid),
+      group: groups.get(imageGid(stat.gid)) ?? imageGid(stat.gid),
       target: stat.isSymbolicLink() ? readlinkSync(entry.hostPath) : null,
     });
   }

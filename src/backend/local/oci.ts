@@ -14,7 +14,6 @@ import { createTarDecoder, type TarHeader } from "modern-tar";
 import {
   chmodSync,
   existsSync,
-  lchownSync,
   linkSync,
   lstatSync,
   lutimesSync,
@@ -29,8 +28,16 @@ import { dirname, join } from "node:path";
 import { BackendError } from "../../errors.ts";
 import { RegistryClient } from "../../registry/auth.ts";
 import { parseImageReference } from "../../registry/reference.ts";
-import type { ImportSpec } from "../types.ts";
-import { makeNode, makeWhiteout, setOpaque, setXattr } from "./fsx.ts";
+import type { ImportProgress, ImportSpec } from "../types.ts";
+import {
+  makeNode,
+  makeWhiteout,
+  OVERLAY_XATTR_PREFIXES,
+  removeTree,
+  setOpaque,
+  setOwner,
+  setXattr,
+} from "./fsx.ts";
 import { newLayerId, type Store } from "./store.ts";
 
 export interface PulledImage {
@@ -40,7 +47,61 @@ export interface PulledImage {
   digest: string | null;
 }
 
-type Progress = (message: string) => void;
+const MB = 1024 * 1024;
+/** Byte counts are reported at most this often (ms); layer and phase changes always are. */
+const PROGRESS_INTERVAL = 200;
+
+/** Follows an import: what it is doing, layers stored, bytes fetched. Tells the listener as it changes. */
+export class ImportTracker {
+  private state: ImportProgress = {
+    message: "starting",
+    layersDone: 0,
+    layersTotal: null,
+    bytesDone: 0,
+    bytesTotal: null,
+  };
+  private lastBytesReport = 0;
+  private layerLabel = "";
+  private layerBytes = { done: 0, total: null as number | null };
+  private readonly listener: (progress: ImportProgress) => void;
+
+  constructor(listener: (progress: ImportProgress) => void) {
+    this.listener = listener;
+  }
+
+  get current(): ImportProgress {
+    return { ...this.state };
+  }
+
+  say(message: string, patch: Partial<ImportProgress> = {}): void {
+    this.state = { ...this.state, ...patch, message };
+    this.lastBytesReport = performance.now();
+    try {
+      this.listener({ ...this.state });
+    } catch {
+      // a listener's bug must not fail the import
+    }
+  }
+
+  /** A new layer blob starts: its byte counts are reported against `size`. */
+  startLayer(label: string, size: number | null): void {
+    this.layerLabel = label;
+    this.layerBytes = { done: 0, total: size };
+    this.say(`${label}: fetching${size ? ` ${(size / MB).toFixed(1)} MB` : ""}`);
+  }
+
+  bytes(count: number): void {
+    this.layerBytes.done += count;
+    this.state.bytesDone += count;
+    if (performance.now() - this.lastBytesReport < PROGRESS_INTERVAL) return;
+    const { done, total } = this.layerBytes;
+    this.say(
+      `${this.layerLabel}: ${(done / MB).toFixed(1)}${total ? ` of ${(total / MB).toFixed(1)}` : ""} MB`,
+    );
+  }
+}
+
+type Progress = ImportTracker;
 
 const MEDIA = {
   ociIndex: "application/vnd.oci.image.index.v1+json",
@@ -70,8 +131,15 @@ interface ManifestJson {
 interface BlobSource {
   /** The manifest (or index) bytes for a digest. */
   manifest(digest: string): Promise<Uint8Array>;
-  /** A host file holding the verified blob, and whether it is a temporary copy to delete after use. */
-  blobFile(digest: string, size: number | undefined): Promise<{ path: string; temporary: boolean }>;
+  /**
+   * A host file holding the verified blob, and whether it is a temporary copy to delete after use. `onBytes` hears
+   * of each chunk fetched or read.
+   */
+  blobFile(
+    digest: string,
+    size: number | undefined,
+    onBytes: (count: number) => void,
+  ): Promise<{ path: string; temporary: boolean }>;
 }
 
 function hostArchitecture(): { architecture: string; variant?: string } {
@@ -98,9 +166,12 @@ function checkDigest(digest: string, bytes: Uint8Array, what: string): void {
   }
 }
 
-async function hashFile(path: string): Promise<string> {
+async function hashFile(path: string, onBytes?: (count: number) => void): Promise<string> {
   const hasher = new Bun.CryptoHasher("sha256");
-  for await (const chunk of Bun.file(path).stream()) hasher.update(chunk);
+  for await (const chunk of Bun.file(path).stream()) {
+    hasher.update(chunk);
+    onBytes?.(chunk.length);
+  }
   return `sha256:${hasher.digest("hex")}`;
 }
 
@@ -178,7 +249,7 @@ function registrySource(
       if (!response.ok) throw await registryError(response, what, `manifest ${digest}`);
       return new Uint8Array(await response.arrayBuffer());
     },
-    async blobFile(digest) {
+    async blobFile(digest, _size, onBytes) {
       const response = await client.fetch(`/v2/${repository}/blobs/${digest}`, { signal });
       if (!response.ok || !response.body) throw await registryError(response, what, `blob ${digest}`);
       const path = join(store.tmpDir, `blob-${crypto.randomUUID()}`);
@@ -188,6 +259,7 @@ function registrySource(
         for await (const chunk of response.body) {
           hasher.update(chunk);
           writer.write(chunk);
+          onBytes(chunk.length);
         }
         await writer.end();
         if (`sha256:${hasher.digest("hex")}` !== digest) {
@@ -237,7 +309,7 @@ async function pullFromRegistry(
   const client = new RegistryClient(ref, spec.credentials, { timeoutMs: spec.timeoutS * 1000 });
   const source = registrySource(store, client, ref.repository, what, signal);
   const reference = ref.digest ?? ref.tag ?? "latest";
-  progress(`fetching manifest of ${what}`);
+  progress.say(`fetching the manifest of ${what}`);
   const response = await client.fetch(`/v2/${ref.repository}/manifests/${reference}`, {
     headers: { accept: ACCEPT },
     signal,
@@ -266,9 +338,9 @@ function layoutSource(root: string, what: string): BlobSource {
     async manifest(digest) {
       return readFileSync(blobPath(digest));
     },
-    async blobFile(digest) {
+    async blobFile(digest, _size, onBytes) {
       const path = blobPath(digest);
-      if ((await hashFile(path)) !== digest) {
+      if ((await hashFile(path, onBytes)) !== digest) {
         throw new BackendError({
           code: "protocol",
           detail: `${what}: blob does not match its digest ${digest}`,
@@ -383,7 +455,7 @@ async function importLocal(
   const unpacked = join(store.tmpDir, `archive-${crypto.randomUUID()}`);
   mkdirSync(unpacked);
   try {
-    progress(`unpacking ${path}`);
+    progress.say(`unpacking ${path}`);
     const proc = Bun.spawn(["tar", "-xf", path, "-C", unpacked], { stdio: ["ignore", "ignore", "pipe"] });
     const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
     if (code !== 0)
@@ -396,7 +468,7 @@ async function importLocal(
       return await importDockerArchive(store, unpacked, tag, url, signal, progress);
     throw new BackendError({ code: "invalid", detail: `${path} holds no OCI image layout (index.json)` });
   } finally {
-    rmSync(unpacked, { recursive: true, force: true });
+    removeTree(unpacked);
   }
 }
 
@@ -424,6 +496,20 @@ async function storeLayers(
   progress: Progress,
 ): Promise<string[]> {
   const ids: string[] = [];
+  const missing = layers.filter((layer) => !store.layerByDigest(layer.digest));
+  const sizes = missing.map((layer) => layer.size);
+  progress.say(
+    missing.length === 0
+      ? `all ${layers.length} layers are already stored`
+      : `${missing.length} of ${layers.length} layers to fetch`,
+    {
+      layersTotal: layers.length,
+      layersDone: layers.length - missing.length,
+      bytesTotal: sizes.every((size) => typeof size === "number")
+        ? sizes.reduce<number>((sum, size) => sum + size!, 0)
+        : null,
+    },
+  );
   for (const [index, layer] of layers.entries()) {
     signal.throwIfAborted();
     const known = store.layerByDigest(layer.digest);
@@ -431,10 +517,10 @@ async function storeLayers(
       ids.push(known);
       continue;
     }
-    progress(
-      `layer ${index + 1}/${layers.length} ${layer.digest}${layer.size ? ` (${layer.size} bytes)` : ""}`,
-    );
-    const blob = await source.blobFile(layer.digest, layer.size);
+    const label = `layer ${index + 1}/${layers.length}`;
+    progress.startLayer(label, layer.size ?? null);
+    const blob = await source.blobFile(layer.digest, layer.size, (count) => progress.bytes(count));
+    progress.say(`${label}: extracting`);
     const id = newLayerId();
     const building = join(store.tmpDir, `layer-${id}`);
     try {
@@ -453,9 +539,10 @@ async function storeLayers(
         ids.push(other);
       }
     } finally {
-      rmSync(building, { recursive: true, force: true });
+      removeTree(building);
       if (blob.temporary) rmSync(blob.path, { force: true });
     }
+    progress.say(`${label}: stored`, { layersDone: ids.length });
   }
   return ids;
 }
@@ -503,7 +590,7 @@ function applyXattrs(path: string, header: TarHeader): void {
     if (!key.startsWith("SCHILY.xattr.")) continue;
     const name = key.slice("SCHILY.xattr.".length);
     // overlay's own attributes in an image would change how the stack is read.
-    if (name.startsWith("trusted.overlay.")) continue;
+    if (OVERLAY_XATTR_PREFIXES.some((prefix) => name.startsWith(prefix))) continue;
     try {
       setXattr(path, name, Buffer.from(value, "latin1"));
     } catch {
@@ -514,7 +601,8 @@ function applyXattrs(path: string, header: TarHeader): void {
 
 /** Extracts one layer tar into `root` in overlayfs's format. */
 export async function extractLayer(path: string, root: string, signal: AbortSignal): Promise<void> {
-  const directories: { path: string; mtime: Date; mode: number }[] = [];
+  // By path: a directory listed twice takes its last header, at its first position (parents before children).
+  const directories = new Map<string, { path: string; mtime: Date; mode: number }>();
   const entries = (await decompressed(path)).pipeThrough(createTarDecoder());
   for await (const entry of entries) {
     signal.throwIfAborted();
@@ -548,10 +636,12 @@ export async function extractLayer(path: string, root: string, signal: AbortSign
       await entry.body.cancel();
       removeExisting(target, true);
       if (!existsSync(target)) mkdirSync(target);
-      lchownSync(target, uid, gid);
-      chmodSync(target, mode);
+      setOwner(target, uid, gid);
+      // The mode comes at the end: a directory without write permission still has to take its entries (rootless,
+      // we have no power to write past its mode).
+      chmodSync(target, 0o755);
       applyXattrs(target, header);
-      directories.push({ path: target, mtime, mode });
+      directories.set(target, { path: target, mtime, mode });
       continue;
     }
     removeExisting(target, false);
@@ -559,7 +649,7 @@ export async function extractLayer(path: string, root: string, signal: AbortSign
       const writer = Bun.file(target).writer();
       for await (const chunk of entry.body) writer.write(chunk);
       await writer.end();
-      lchownSync(target, uid, gid);
+      setOwner(target, uid, gid);
       // After chown, which clears setuid/setgid.
       chmodSync(target, mode);
       applyXattrs(target, header);
@@ -567,7 +657,7 @@ export async function extractLayer(path: string, root: string, signal: AbortSign
     } else if (type === "symlink") {
       await entry.body.cancel();
       symlinkSync(header.linkname ?? "", target);
-      lchownSync(target, uid, gid);
+      setOwner(target, uid, gid);
       lutimesSync(target, mtime, mtime);
     } else if (type === "link") {
       await entry.body.cancel();
@@ -576,12 +666,15 @@ export async function extractLayer(path: string, root: string, signal: AbortSign
     } else if (type === "fifo") {
       await entry.body.cancel();
       makeNode(target, S_IFIFO | mode, 0, 0);
-      lchownSync(target, uid, gid);
+      setOwner(target, uid, gid);
     } else {
       // Device nodes: the sandbox gets its own /dev, and making devices is not something an image should do here.
       await entry.body.cancel();
     }
   }
-  // Directory times last: writing their contents changed them.
-  for (const dir of directories.toReversed()) utimesSync(dir.path, dir.mtime, dir.mtime);
+  // Directory modes and times last: writing their contents needed write permission and changed their times.
+  for (const dir of [...directories.values()].toReversed()) {
+    chmodSync(dir.path, dir.mode);
+    utimesSync(dir.path, dir.mtime, dir.mtime);
+  }
 }

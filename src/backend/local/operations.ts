@@ -4,6 +4,7 @@ import { BackendError } from "../../errors.ts";
 import { log } from "../../log.ts";
 import type {
   CapturedStream,
+  ImportProgress,
   InstanceResult,
   Operation,
   OperationKind,
@@ -110,6 +111,8 @@ export class Operations {
   private readonly running = new Map<string, AbortController>();
   private readonly listeners = new Map<string, Set<() => void>>();
   private readonly settled = new Map<string, Promise<void>>();
+  /** Running imports' progress: in memory only, since it means nothing once the process is gone. */
+  private readonly progress = new Map<string, ImportProgress>();
   private closed = false;
 
   constructor(store: Store, maxConcurrent: number) {
@@ -194,7 +197,15 @@ export class Operations {
     }
   }
 
+  /** Records how far a running operation is, and wakes its waiters so they can pass it on. */
+  setProgress(id: string, progress: ImportProgress): void {
+    if (!this.running.has(id)) return;
+    this.progress.set(id, progress);
+    this.notify(id);
+  }
+
   private finish(id: string, finish: Finish): void {
+    this.progress.delete(id);
     const result: StoredResult | null = finish.result
       ? {
           ...finish.result,
@@ -221,7 +232,9 @@ export class Operations {
   get(id: string): Operation {
     const row = this.store.db.query<OperationRow, [string]>("SELECT * FROM operations WHERE id = ?").get(id);
     if (!row) throw new BackendError({ code: "not_found", detail: `operation ${id} not found` });
-    return toOperation(row);
+    const operation = toOperation(row);
+    const progress = this.progress.get(id);
+    return progress ? { ...operation, progress } : operation;
   }
 
   list(query: OperationQuery): OperationSummary[] {

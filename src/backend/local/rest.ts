@@ -1,6 +1,7 @@
 // The local backend over HTTP as the ConTree v1 REST API (paths, shapes and status codes as the cloud's, see
 // shared/reference/contree-cloud-api.md §3-4), on loopback with a bearer token, so the cloud client can be tested
 // end to end against real sandboxes and other ConTree clients can use this machine.
+import { imageGid, imageUid } from "./fsx.ts";
 import { BackendError, UserError } from "../../errors.ts";
 import { log } from "../../log.ts";
 import type { FileSpec, Image, Operation, RunSpec } from "../types.ts";
@@ -381,8 +382,8 @@ async function listing(backend: LocalBackend, image: string, path: string): Prom
         size: entry.size,
         owner: entry.owner,
         group: entry.group,
-        uid: stat.uid,
-        gid: stat.gid,
+        uid: imageUid(stat.uid),
+        gid: imageGid(stat.gid),
         mode: entry.mode,
         mtime: entry.mtime,
         nlink: stat.nlink,

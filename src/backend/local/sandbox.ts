@@ -1,24 +1,17 @@
 // One run: an overlayfs mount of the image's layers with a fresh upper directory, and the command in bubblewrap.
 //
 // The launcher is `unshare -m` + sh: it joins the run's cgroups, mounts the overlay in a private mount namespace and
-// execs bwrap. The mount lives only as long as that namespace, so nothing stays mounted if we crash, and the upper
+// execs bwrap. Without root the launcher's namespace is also a user namespace mapping us to root (see fsx.ts), bwrap
+// adds one of its own, and there are no cgroup limits. The mount lives only as long as that namespace, so nothing stays mounted if we crash, and the upper
 // directory (what the run changed) stays on disk for the commit. bwrap gets new PID, IPC, UTS, network and cgroup
 // namespaces; --die-with-parent ties the sandbox to us, and killing bwrap kills its PID namespace, so a timeout ends
 // everything the command started.
-import {
-  chmodSync,
-  chownSync,
-  copyFileSync,
-  lchownSync,
-  lstatSync,
-  mkdirSync,
-  readdirSync,
-  rmSync,
-} from "node:fs";
+import { chmodSync, copyFileSync, lstatSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { BackendError } from "../../errors.ts";
 import type { CapturedStream, ExitState } from "../types.ts";
 import { RunCgroup, type Limits } from "./cgroups.ts";
+import { MOUNT_NAMESPACE, ROOTLESS, setOwner } from "./fsx.ts";
 import { LayerView, splitPath } from "./inspect.ts";
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -40,7 +33,11 @@ const ROOT_CAPABILITIES = [
   "AUDIT_WRITE",
   "SETFCAP",
 ];
-const OVERLAY_FEATURES = "redirect_dir=off,index=off,metacopy=off";
+// In a user namespace overlayfs keeps its attributes under user.* (userxattr), which refuses redirect_dir=off (it
+// means "follow"); nofollow is the same for us since we never rename directories across layers.
+const OVERLAY_FEATURES = ROOTLESS
+  ? "userxattr,redirect_dir=nofollow,index=off,metacopy=off"
+  : "redirect_dir=off,index=off,metacopy=off";
 
 export interface FileInjection {
   /** Absolute path inside the sandbox. */
@@ -119,8 +116,11 @@ async function capture(stream: ReadableStream<Uint8Array>, keep: number): Promis
   return { bytes: Buffer.concat(chunks), truncated: dropped > 0, droppedBytes: dropped };
 }
 
-/** Makes `comps` a directory in the upper dir, copying each missing parent's owner and mode from the image. */
-function ensureUpperDir(view: LayerView, upper: string, comps: string[]): void {
+/**
+ * Makes `comps` a directory in the upper dir, copying each missing parent's owner and mode from the image. Modes go
+ * into `modes` to be set once the files are in (rootless, a read-only directory would refuse them).
+ */
+function ensureUpperDir(view: LayerView, upper: string, comps: string[], modes: Map<string, number>): void {
   for (let i = 1; i <= comps.length; i++) {
     const path = join(upper, ...comps.slice(0, i));
     try {
@@ -132,8 +132,8 @@ function ensureUpperDir(view: LayerView, upper: string, comps: string[]): void {
     const below = view.lookup(comps.slice(0, i));
     const stat = below?.stat.isDirectory() ? below.stat : null;
     mkdirSync(path, { mode: 0o755 });
-    chmodSync(path, stat ? stat.mode & 0o7777 : 0o755);
-    lchownSync(path, stat?.uid ?? 0, stat?.gid ?? 0);
+    setOwner(path, stat?.uid ?? 0, stat?.gid ?? 0);
+    modes.set(path, stat ? stat.mode & 0o7777 : 0o755);
   }
 }
 
@@ -142,21 +142,23 @@ function ensureUpperDir(view: LayerView, upper: string, comps: string[]): void {
  * mount points bwrap will have to create (they must not end up in a commit).
  */
 function prepareUpper(view: LayerView, upper: string, spec: SandboxSpec): string[][] {
+  const modes = new Map<string, number>();
   for (const file of spec.files) {
     const parts = splitPath(file.path);
     if (parts.length === 0 || parts.includes("..")) {
       throw new BackendError({ code: "invalid", detail: `files: '${file.path}' is not a usable file path` });
     }
     const parent = view.resolve(`/${parts.slice(0, -1).join("/")}`).comps;
-    ensureUpperDir(view, upper, parent);
+    ensureUpperDir(view, upper, parent, modes);
     const target = join(upper, ...parent, parts.at(-1)!);
     rmSync(target, { recursive: true, force: true });
     copyFileSync(file.source, target);
-    chownSync(target, file.uid, file.gid);
+    setOwner(target, file.uid, file.gid);
     chmodSync(target, file.mode & 0o7777);
   }
   const cwd = view.resolve(spec.cwd);
-  if (!cwd.hit) ensureUpperDir(view, upper, cwd.comps);
+  if (!cwd.hit) ensureUpperDir(view, upper, cwd.comps, modes);
+  for (const [path, mode] of [...modes].toReversed()) chmodSync(path, mode);
   const mountPoints = [["proc"], ["dev"]];
   if (spec.network === "host") mountPoints.push(["etc", "resolv.conf"]);
   return mountPoints.filter((comps) => !view.lookup(comps));
@@ -217,16 +219,15 @@ export async function runSandbox(
   for (const dir of [upperDir, work, mountPoint]) mkdirSync(dir, { recursive: true, mode: 0o755 });
   const created = prepareUpper(view, upperDir, spec);
   const options = overlayOptions(spec.layersDir, spec.lowerIds, upperDir, work);
-  const asRoot = process.getuid?.() === 0;
+  const asRoot = !ROOTLESS;
   const cgroup = RunCgroup.create(cgroupName, spec.limits);
-  const unshare = asRoot ? ["unshare", "-m", "--propagation", "private"] : ["unshare", "-U", "-r", "-m"];
   const started = performance.now();
   let timedOut = false;
   let cancelled = false;
   try {
     const proc = Bun.spawn(
       [
-        ...unshare,
+        ...MOUNT_NAMESPACE,
         "--",
         // bwrap's --die-with-parent covers the sandbox, not bwrap itself: this makes bwrap die with us too.
         "setpriv",

@@ -2,7 +2,8 @@
 //
 //   <root>/store.sqlite      images, layers, files, operations
 //   <root>/layers/<id>/      one directory per layer, in overlayfs's own format (whiteouts are char devices 0,0,
-//                            opaque directories carry trusted.overlay.opaque=y), so a stack mounts as is
+//                            opaque directories carry trusted.overlay.opaque=y, or
+//                            user.overlay.opaque=y without root: see fsx.ts), so a stack mounts as is
 //   <root>/files/<sha256>    uploaded files, by content
 //   <root>/tmp/<owner>/      each process's work directories; a dead process's are removed by the next one
 //
@@ -12,10 +13,11 @@
 // Layer directory names are short random ids (not digests) because overlayfs takes every lower directory in one
 // mount option string of at most a page; imported layers are still shared by content through layers.digest.
 import { Database } from "bun:sqlite";
-import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BackendError } from "../../errors.ts";
 import type { Image, ImageQuery } from "../types.ts";
+import { removeTree } from "./fsx.ts";
 
 export interface ImageRow {
   uuid: string;
@@ -186,7 +188,7 @@ export class Store {
     for (const name of readdirSync(tmpRoot)) {
       if (name === OWNER) continue;
       if (isOwnerAlive(name)) othersAlive = true;
-      else rmSync(join(tmpRoot, name), { recursive: true, force: true });
+      else removeTree(join(tmpRoot, name));
     }
     this.db = new Database(join(root, "store.sqlite"), { create: true, strict: true });
     this.db.exec("PRAGMA busy_timeout = 5000");
@@ -217,7 +219,7 @@ export class Store {
         .map((row) => row.id),
     );
     for (const name of readdirSync(this.layersDir)) {
-      if (!known.has(name)) rmSync(join(this.layersDir, name), { recursive: true, force: true });
+      if (!known.has(name)) removeTree(join(this.layersDir, name));
     }
   }
 

@@ -1,17 +1,10 @@
 // Shared setup for the local backend tests: a store in a temp dir holding a busybox image built from the host's
 // busybox-static, put into the store directly (no registry needed).
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LocalBackend, type LocalBackendOptions } from "../../../src/backend/local/backend.ts";
+import { removeTree } from "../../../src/backend/local/fsx.ts";
 import { newLayerId } from "../../../src/backend/local/store.ts";
 import type { Operation, RunSpec } from "../../../src/backend/types.ts";
 
@@ -66,7 +59,8 @@ export async function openFixture(options: Partial<LocalBackendOptions> = {}): P
     image,
     async close() {
       await backend.close();
-      rmSync(root, { recursive: true, force: true });
+      // Rootless, layers may hold directories only our user namespace can enter.
+      removeTree(root);
     },
   };
 }

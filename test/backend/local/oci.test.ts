@@ -1,55 +1,20 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ImportSpec, Operation } from "../../../src/backend/types.ts";
+import type { ImportProgress, ImportSpec, Operation } from "../../../src/backend/types.ts";
 import {
   buildLayer,
   hasDockerRegistry,
   pushImage,
-  sha256Digest,
   startTestRegistry,
-  type LayerSpec,
   type TestRegistry,
 } from "../../support/registry.ts";
-import {
-  BUSYBOX,
-  canRunLocal,
-  localProblem,
-  openFixture,
-  runToEnd,
-  stdoutOf,
-  type LocalFixture,
-} from "./helpers.ts";
+import { canRunLocal, localProblem, openFixture, runToEnd, stdoutOf, type LocalFixture } from "./helpers.ts";
+import { ROOTLESS } from "../../../src/backend/local/fsx.ts";
+import { busyboxLayer, topLayer, writeLayout } from "./layouts.ts";
 
-const needs = `(needs root, bwrap, overlayfs: ${localProblem ?? "available"})`;
-const APPLETS = ["sh", "cat", "ls", "echo", "stat", "readlink", "test", "wc", "id"];
-
-function busyboxLayer(): LayerSpec {
-  const files: LayerSpec["files"] = {
-    "bin/": { type: "directory" },
-    "bin/busybox": { content: new Uint8Array(readFileSync(BUSYBOX)), mode: 0o755 },
-    "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n",
-    "etc/old/x": "old\n",
-    "root/": { type: "directory", mode: 0o700 },
-    "tmp/": { type: "directory", mode: 0o1777 },
-  };
-  for (const applet of APPLETS) files[`bin/${applet}`] = { type: "symlink", linkname: "busybox" };
-  return { files };
-}
-
-/** Whiteout, opaque directory, setuid, owners, symlink and hardlink on top of the busybox layer. */
-const topLayer: LayerSpec = {
-  files: {
-    "bin/.wh.ls": "",
-    "etc/old/.wh..wh..opq": "",
-    "etc/old/new": "new\n",
-    "usr/bin/su": { content: "#!/bin/sh\n", mode: 0o4755 },
-    "data/owned": { content: "mine\n", uid: 1000, gid: 1000, mode: 0o640 },
-    "data/link": { type: "symlink", linkname: "owned" },
-    "data/hard": { type: "link", linkname: "data/owned" },
-  },
-};
+const needs = `(needs bwrap, overlayfs: ${localProblem ?? (ROOTLESS ? "available, rootless" : "available")})`;
 
 async function importToEnd(
   fx: LocalFixture,
@@ -66,60 +31,15 @@ async function checkImported(fx: LocalFixture, image: string): Promise<void> {
     "test -e /bin/ls && echo ls-present; cat /etc/old/*; stat -c '%n %a %u %g %h' /usr/bin/su /data/owned /data/hard; readlink /data/link; stat -c %a /tmp",
   );
   expect(stdoutOf(op)).toBe(
-    "new\n/usr/bin/su 4755 0 0 1\n/data/owned 640 1000 1000 2\n/data/hard 640 1000 1000 2\nowned\n1777\n",
+    // Rootless, every file belongs to the sandbox's root (see fsx.ts).
+    ROOTLESS
+      ? "new\n/usr/bin/su 4755 0 0 1\n/data/owned 640 0 0 2\n/data/hard 640 0 0 2\nowned\n1777\n"
+      : "new\n/usr/bin/su 4755 0 0 1\n/data/owned 640 1000 1000 2\n/data/hard 640 1000 1000 2\nowned\n1777\n",
   );
   const bin = (await fx.backend.listDirectory(image, "/bin")).entries.map((e) => e.name);
   expect(bin).not.toContain("ls");
   expect(bin).toContain("cat");
   expect((await fx.backend.listDirectory(image, "/etc/old")).entries.map((e) => e.name)).toEqual(["new"]);
-}
-
-/** An OCI layout with a gzip base layer and a zstd top layer. */
-async function writeLayout(root: string): Promise<void> {
-  const base = await buildLayer(busyboxLayer());
-  const top = await buildLayer(topLayer, { gzip: false });
-  const zstd = Bun.zstdCompressSync(top.tar);
-  const blobs = join(root, "blobs", "sha256");
-  mkdirSync(blobs, { recursive: true });
-  const put = (data: Uint8Array | string) => {
-    const digest = sha256Digest(data);
-    writeFileSync(join(blobs, digest.slice(7)), data);
-    return digest;
-  };
-  const config = JSON.stringify({
-    architecture: "amd64",
-    os: "linux",
-    rootfs: { type: "layers", diff_ids: [base.diffId, top.diffId] },
-  });
-  const manifest = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: {
-      mediaType: "application/vnd.oci.image.config.v1+json",
-      digest: put(config),
-      size: config.length,
-    },
-    layers: [
-      { mediaType: base.mediaType, digest: put(base.blob), size: base.blob.length },
-      { mediaType: "application/vnd.oci.image.layer.v1.tar+zstd", digest: put(zstd), size: zstd.length },
-    ],
-  });
-  const manifestDigest = put(manifest);
-  writeFileSync(join(root, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  writeFileSync(
-    join(root, "index.json"),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [
-        {
-          mediaType: "application/vnd.oci.image.manifest.v1+json",
-          digest: manifestDigest,
-          size: manifest.length,
-          annotations: { "org.opencontainers.image.ref.name": "v1" },
-        },
-      ],
-    }),
-  );
 }
 
 describe.skipIf(!canRunLocal)(`import from local OCI sources ${needs}`, () => {
@@ -137,8 +57,21 @@ describe.skipIf(!canRunLocal)(`import from local OCI sources ${needs}`, () => {
   test("oci-layout:/dir:tag with gzip and zstd layers, whiteouts, opaque dirs, setuid, owners and links", async () => {
     const layout = join(dir, "layout");
     await writeLayout(layout);
-    const op = await importToEnd(fx, { registryUrl: `oci-layout:${layout}:v1`, tag: "local/bb" });
+    const progress: ImportProgress[] = [];
+    const op = await importToEnd(fx, {
+      registryUrl: `oci-layout:${layout}:v1`,
+      tag: "local/bb",
+      onProgress: (p) => progress.push(p),
+    });
     expect(op.error).toBeNull();
+    // Progress: the layer count once the manifest is read, bytes read, and every layer stored at the end.
+    expect(progress.length).toBeGreaterThan(2);
+    const last = progress.at(-1)!;
+    expect(last).toMatchObject({ layersDone: 2, layersTotal: 2, message: "layer 2/2: stored" });
+    expect(last.bytesDone).toBe(last.bytesTotal!);
+    expect(last.bytesDone).toBeGreaterThan(1000);
+    expect(progress.map((p) => p.message)).toContain("layer 1/2: extracting");
+    expect(op.progress).toBeUndefined();
     expect(op.status).toBe("SUCCESS");
     expect(op.resultTag).toBe("local/bb");
     await checkImported(fx, op.resultImage!);

@@ -12,11 +12,13 @@ import {
   stderrOf,
   type LocalFixture,
 } from "./helpers.ts";
+import { ROOTLESS } from "../../../src/backend/local/fsx.ts";
 
-const needs = `(needs root, bwrap, overlayfs: ${localProblem ?? "available"})`;
+const needs = `(needs bwrap, overlayfs: ${localProblem ?? (ROOTLESS ? "available, rootless" : "available")})`;
 const hasCgroups =
-  existsSync("/sys/fs/cgroup/memory/memory.limit_in_bytes") ||
-  existsSync("/sys/fs/cgroup/cgroup.controllers");
+  !ROOTLESS &&
+  (existsSync("/sys/fs/cgroup/memory/memory.limit_in_bytes") ||
+    existsSync("/sys/fs/cgroup/cgroup.controllers"));
 
 async function untilStatus(backend: LocalBackend, id: string, status: string): Promise<void> {
   for (let i = 0; i < 500; i++) {

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { serveContreeApi } from "../../../src/backend/local/rest.ts";
 import { canRunLocal, localProblem, openFixture, type LocalFixture } from "./helpers.ts";
+import { ROOTLESS } from "../../../src/backend/local/fsx.ts";
 
-const needs = `(needs root, bwrap, overlayfs: ${localProblem ?? "available"})`;
+const needs = `(needs bwrap, overlayfs: ${localProblem ?? (ROOTLESS ? "available, rootless" : "available")})`;
 const TOKEN = "local-test-token";
 
 describe.skipIf(!canRunLocal)(`the ConTree v1 REST API over the local backend ${needs}`, () => {

@@ -12,8 +12,10 @@ import {
   stdoutOf,
   type LocalFixture,
 } from "./helpers.ts";
+import { ROOTLESS } from "../../../src/backend/local/fsx.ts";
+import { NO_NETWORK_NOTE, runNotes } from "../../../src/backend/local/notes.ts";
 
-const needs = `(needs root, bwrap, overlayfs: ${localProblem ?? "available"})`;
+const needs = `(needs bwrap, overlayfs: ${localProblem ?? (ROOTLESS ? "available, rootless" : "available")})`;
 
 describe.skipIf(!canRunLocal)(`local runs ${needs}`, () => {
   let fx: LocalFixture;
@@ -150,11 +152,40 @@ describe.skipIf(!canRunLocal)(`local runs ${needs}`, () => {
     const op = await runToEnd(fx.backend, fx.image, "/opt/tool/run.sh; stat -c '%a %u %g' /opt/tool/run.sh", {
       files: { "/opt/tool/run.sh": { uuid: stored.uuid, mode: 0o755, uid: 65534, gid: 65534 } },
     });
-    expect(stdoutOf(op)).toBe("injected\n755 65534 65534\n");
+    expect(stdoutOf(op)).toBe(ROOTLESS ? "injected\n755 0 0\n" : "injected\n755 65534 65534\n");
   });
 
   test("an upload whose content does not match its sha256 is refused", async () => {
     await expect(fx.backend.uploadFile(new Blob(["abc"]), "0".repeat(64))).rejects.toThrow(/sha256/);
+  });
+
+  test("a command that fails for lack of network gets a note saying how to enable it", async () => {
+    const op = await runToEnd(fx.backend, fx.image, "wget -q -O- http://example.com/; echo done");
+    expect(op.result?.notes).toEqual([NO_NETWORK_NOTE]);
+    expect(NO_NETWORK_NOTE).toContain("--local-network host");
+    const quiet = await runToEnd(fx.backend, fx.image, "echo fine; exit 3");
+    expect(quiet.result?.notes).toBeUndefined();
+    // The note is kept with the operation, like the rest of its result.
+    expect((await fx.backend.getOperation(op.id)).result?.notes).toEqual([NO_NETWORK_NOTE]);
+  });
+
+  test("network errors of common tools are recognised; with network host nothing is said", () => {
+    const said = (text: string) => runNotes("none", new Uint8Array(), new TextEncoder().encode(text));
+    for (const line of [
+      "curl: (6) Could not resolve host: example.com",
+      "Err:1 http://deb.debian.org/debian bookworm InRelease\n  Temporary failure resolving 'deb.debian.org'",
+      "WARNING: Retrying ... Failed to establish a new network connection: [Errno -3] Temporary failure in name resolution",
+      "npm ERR! request to https://registry.npmjs.org/x failed, reason: getaddrinfo EAI_AGAIN registry.npmjs.org",
+      "fatal: unable to access 'https://github.com/x/y/': Could not resolve host: github.com",
+      "wget: bad address 'example.com'",
+      "connect: Network is unreachable",
+    ]) {
+      expect(said(line)).toEqual([NO_NETWORK_NOTE]);
+    }
+    expect(said("No such file or directory")).toEqual([]);
+    expect(runNotes("host", new Uint8Array(), new TextEncoder().encode("Could not resolve host: x"))).toEqual(
+      [],
+    );
   });
 
   test("an unknown image is not_found", async () => {
