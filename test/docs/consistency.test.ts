@@ -20,8 +20,9 @@ const KNOWN_WORDS = new Set<string>([
   ...TOOL_NAMES,
   ...TOOLS.flatMap((tool) => [...schemaWords(tool.input, "input"), ...schemaWords(tool.output, "output")]),
   ...Object.keys(OPTIONS),
-  // Not ours, but written in backticks: Codex's config table and a directory worth excluding from rsync.
+  // Not ours, but written in backticks: Codex's config keys and a directory worth excluding from rsync.
   "mcp_servers",
+  "tool_timeout_sec",
   "node_modules",
 ]);
 
@@ -59,7 +60,7 @@ function writtenTexts(): Text[] {
 const TOOL_REF = /(?:\{\{p\}\}|\bcontree_)([a-z][a-z0-9_]*)/g;
 
 /** The keyword names of a call's arguments: identifiers before `=` outside strings, brackets and placeholders. */
-export function keywordArguments(text: string, open: number): string[] {
+function keywordArguments(text: string, open: number): string[] {
   const names: string[] = [];
   let depth = 0;
   let quote: string | null = null;
