@@ -13,7 +13,7 @@ import {
   statfsSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join } from "node:path";
 import { ContreeHttp } from "../backend/cloud/http.ts";
 import { LocalBackend } from "../backend/local/backend.ts";
 import { RunCgroup } from "../backend/local/cgroups.ts";
@@ -25,11 +25,13 @@ import { redact, registerSecret } from "../log.ts";
 import { defaultCredentialsPath } from "../registry/credentials.ts";
 import { FileCache } from "../sync/cache.ts";
 import { VERSION } from "../version.ts";
+import { CLIENTS } from "./clients.ts";
+import { readEntry } from "./setup.ts";
 
 export type Status = "ok" | "warn" | "fail" | "skip";
 
 export interface Check {
-  section: "config" | "cloud" | "local" | "files";
+  section: "config" | "cloud" | "local" | "files" | "clients";
   name: string;
   status: Status;
   detail: string;
@@ -47,6 +49,7 @@ export interface DoctorReport {
 const GIB = 1024 ** 3;
 const DISK_FAIL_BYTES = 1 * GIB;
 const DISK_WARN_BYTES = 5 * GIB;
+const PROBE_TIMEOUT_MS = 15_000;
 const TOKEN_EXPIRY_WARN_S = 7 * 24 * 3600;
 // What the tools need from a token; whoami lists these among its permissions.
 const NEEDED_PERMISSIONS = ["list", "spawn", "import", "set_image_tag"];
@@ -245,7 +248,13 @@ function tokenAccepted(config: Config, whoami: Whoami | undefined, checks: Check
 
 async function run(argv: string[]): Promise<{ code: number; out: string }> {
   try {
-    const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    // A probe that hangs (a stuck mount, a confined unshare) must not hang doctor.
+    const proc = Bun.spawn(argv, {
+      stdout: "pipe",
+      stderr: "pipe",
+      stdin: "ignore",
+      timeout: PROBE_TIMEOUT_MS,
+    });
     const [out, err, code] = await Promise.all([
       new Response(proc.stdout).text(),
       new Response(proc.stderr).text(),
@@ -293,8 +302,18 @@ async function localChecks(config: Config, checks: Check[]): Promise<void> {
         },
   );
 
-  mkdirSync(config.localRoot, { recursive: true, mode: 0o700 });
-  checks.push(overlayProbe(config.localRoot, await mountProbe(config.localRoot)));
+  try {
+    mkdirSync(config.localRoot, { recursive: true, mode: 0o700 });
+    checks.push(overlayProbe(config.localRoot, await mountProbe(config.localRoot)));
+  } catch (error) {
+    checks.push({
+      section: "local",
+      name: "overlayfs",
+      status: "fail",
+      detail: `cannot use ${config.localRoot}: ${errorText(error)}`,
+      fix: "point --local-root at a directory this user can create and write",
+    });
+  }
   checks.push(await cgroupCheck());
   checks.push(diskCheck(config.localRoot));
   checks.push(storeCheck(config.localRoot));
@@ -527,6 +546,54 @@ function fileChecks(config: Config, checks: Check[]): void {
   );
 }
 
+/** Which MCP clients start this server, and whether what they start still exists. */
+function clientChecks(checks: Check[]): void {
+  let found = 0;
+  for (const client of Object.values(CLIENTS)) {
+    const { path, exists, entry, error } = readEntry(client);
+    if (!exists) continue;
+    if (error) {
+      checks.push({
+        section: "clients",
+        name: client.id,
+        status: "warn",
+        detail: `${path} does not parse: ${error}`,
+        fix: `fix the file; ${client.title} cannot read it either`,
+      });
+      continue;
+    }
+    if (!entry) continue;
+    found++;
+    const command = typeof entry.command === "string" ? entry.command : "";
+    // A token passed as an argument is hidden even when it is not the one configured here.
+    const args = (Array.isArray(entry.args) ? entry.args.map(String) : []).map((arg, i, all) =>
+      /^--(http-)?token$/.test(all[i - 1] ?? "") ? "***" : arg.replace(/^(--(?:http-)?token=).*/, "$1***"),
+    );
+    const env = entry.env && typeof entry.env === "object" ? Object.keys(entry.env) : [];
+    const detail = `'contree' runs ${[command, ...args].join(" ")}${env.length ? ` (env ${env.join(", ")})` : ""} [${path}]`;
+    const missing = isAbsolute(command) && !existsSync(command);
+    checks.push(
+      missing
+        ? {
+            section: "clients",
+            name: client.id,
+            status: "warn",
+            detail: `${detail}: ${command} does not exist`,
+            fix: `run contree-mcp setup ${client.id} again from the binary you use now`,
+          }
+        : { section: "clients", name: client.id, status: "ok", detail },
+    );
+  }
+  if (found === 0) {
+    checks.push({
+      section: "clients",
+      name: "clients",
+      status: "skip",
+      detail: `no MCP client config here has a 'contree' server; contree-mcp setup <${Object.keys(CLIENTS).join("|")}> adds one`,
+    });
+  }
+}
+
 export interface DoctorOptions {
   /** Per request to the ConTree service. */
   timeoutMs?: number;
@@ -578,6 +645,7 @@ export async function runDoctor(
     await localChecks(config, checks);
   }
   fileChecks(config, checks);
+  clientChecks(checks);
 
   for (const check of checks) {
     check.detail = redact(check.detail);
@@ -596,6 +664,7 @@ const TITLES: Record<Check["section"], string> = {
   cloud: "ConTree cloud",
   local: "Local backend",
   files: "Caches and credentials",
+  clients: "MCP clients",
 };
 
 /** The report as aligned text, grouped by section, with the fix under each problem. */

@@ -91,6 +91,24 @@ function entryOf(
   return isObject(entry) ? entry : undefined;
 }
 
+/** What a client's config holds for server `name` now; `error` when the file does not parse. */
+export function readEntry(
+  client: Client,
+  name = "contree",
+): { path: string; exists: boolean; entry?: Record<string, unknown>; error?: string } {
+  const path = client.path();
+  if (!existsSync(path)) return { path, exists: false };
+  try {
+    return {
+      path,
+      exists: true,
+      entry: entryOf(parse(client, readFileSync(path, "utf8")), client.serversKey, name),
+    };
+  } catch (error) {
+    return { path, exists: true, error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
 function withoutEntry(doc: Record<string, unknown>, key: string, name: string): Record<string, unknown> {
   const servers = doc[key];
   if (!isObject(servers)) return doc;
@@ -107,10 +125,14 @@ function snippet(client: Client, name: string, entry: Record<string, unknown>): 
 }
 
 function edit(client: Client, text: string, name: string, entry: Record<string, unknown>): string {
-  if (client.format === "toml") {
-    return replaceTomlTable(text, [client.serversKey, name], tomlTable([client.serversKey, name], entry));
-  }
-  return setJsonMember(text, client.serversKey, name, entry);
+  // A file written with CRLF throughout (Windows editors) is edited as LF and given its CRLF back.
+  const crlf = text.includes("\r\n") && !/(?<!\r)\n/.test(text);
+  const source = crlf ? text.replaceAll("\r\n", "\n") : text;
+  const edited =
+    client.format === "toml"
+      ? replaceTomlTable(source, [client.serversKey, name], tomlTable([client.serversKey, name], entry))
+      : setJsonMember(source, client.serversKey, name, entry);
+  return crlf ? edited.replaceAll("\n", "\r\n") : edited;
 }
 
 /** Runs setup and returns the exit code: 0 done (or nothing to do), 1 the file was left untouched. */

@@ -181,3 +181,37 @@ describe("doctor: local backend", () => {
     expect(check(report, "backend").detail).toContain("no ConTree token is set");
   });
 });
+
+describe("doctor: MCP clients", () => {
+  test("lists the clients that start contree, warns when their command is gone, hides tokens in args", async () => {
+    const saved = process.env.HOME;
+    const home = join(dir, "clients-home");
+    process.env.HOME = home;
+    try {
+      const none = await runDoctor({ ...paths("clients"), token: TOKEN, url: fake.url });
+      expect(check(none, "clients").status).toBe("skip");
+
+      mkdirSync(join(home, ".cursor"), { recursive: true });
+      writeFileSync(
+        join(home, ".cursor", "mcp.json"),
+        JSON.stringify({
+          mcpServers: { contree: { command: "/no/such/contree-mcp", args: ["--token", "arg-token-zzz"] } },
+        }),
+      );
+      mkdirSync(join(home, ".codex"), { recursive: true });
+      writeFileSync(
+        join(home, ".codex", "config.toml"),
+        `[mcp_servers.contree]\ncommand = "${process.execPath}"\n`,
+      );
+      const report = await runDoctor({ ...paths("clients"), token: TOKEN, url: fake.url });
+      expect(check(report, "cursor")).toMatchObject({ status: "warn" });
+      expect(check(report, "cursor").detail).toContain("/no/such/contree-mcp does not exist");
+      expect(check(report, "cursor").fix).toContain("contree-mcp setup cursor");
+      expect(JSON.stringify(report)).not.toContain("arg-token-zzz");
+      expect(check(report, "codex")).toMatchObject({ status: "ok" });
+      expect(report.ok).toBe(true);
+    } finally {
+      process.env.HOME = saved;
+    }
+  });
+});

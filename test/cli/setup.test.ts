@@ -227,6 +227,15 @@ describe("setup: existing files", () => {
     );
   });
 
+  test("a CRLF file stays CRLF", () => {
+    const path = join(home, ".claude.json");
+    writeFileSync(path, '{\r\n  "a": 1\r\n}\r\n');
+    expect(setup("claude-code").code).toBe(0);
+    const after = readFileSync(path, "utf8");
+    expect(after).not.toMatch(/(?<!\r)\n/);
+    expect(JSON.parse(after).mcpServers.contree.command).toBe("/opt/contree/contree-mcp");
+  });
+
   test("a symlinked config is edited where it lives", () => {
     const real = join(home, "dotfiles", "mcp.json");
     mkdirSync(dirname(real), { recursive: true });
