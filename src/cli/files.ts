@@ -56,8 +56,9 @@ export function writeAtomic(path: string, text: string, mode = 0o644): void {
  */
 export function diff(path: string, before: string, after: string, context = 3): string {
   if (before === after) return "";
-  const a = before.split("\n");
-  const b = after.split("\n");
+  const lines = (text: string) => (text === "" ? [] : text.replace(/\n$/, "").split("\n"));
+  const a = lines(before);
+  const b = lines(after);
   let head = 0;
   while (head < a.length && head < b.length && a[head] === b[head]) head++;
   let tail = 0;
@@ -72,14 +73,18 @@ export function diff(path: string, before: string, after: string, context = 3): 
   const aEnd = a.length - tail;
   const bEnd = b.length - tail;
   const upto = Math.min(a.length, aEnd + context);
-  const lines = [
+  const oldCount = upto - from;
+  const newCount = oldCount + (bEnd - aEnd);
+  // Unified diff numbers an empty range by the line before it.
+  const range = (count: number) => `${count === 0 ? from : from + 1},${count}`;
+  const out = [
     `--- ${before ? path : "/dev/null"}`,
     `+++ ${path}`,
-    `@@ -${from + 1},${upto - from} +${from + 1},${upto - from + (bEnd - aEnd)} @@`,
+    `@@ -${range(oldCount)} +${range(newCount)} @@`,
     ...a.slice(from, head).map((line) => ` ${line}`),
     ...a.slice(head, aEnd).map((line) => `-${line}`),
     ...b.slice(head, bEnd).map((line) => `+${line}`),
     ...a.slice(aEnd, upto).map((line) => ` ${line}`),
   ];
-  return `${lines.join("\n")}\n`;
+  return `${out.join("\n")}\n`;
 }
