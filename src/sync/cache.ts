@@ -76,25 +76,22 @@ export class FileCache {
   /** Known files at `root` and below, by path. */
   knownFiles(root: string): Map<string, KnownFile> {
     const [from, to] = under(root);
+    // Arrays rather than row objects: a resync of a big tree reads every row, and this is most of its cost.
     const rows = this.db
-      .query<
-        { path: string; size: number; mtime_ms: number; ino: number; mode: number; sha256: string },
-        [string, string, string]
-      >(
+      .query<unknown, [string, string, string]>(
         "SELECT path, size, mtime_ms, ino, mode, sha256 FROM local_files WHERE path = ? OR (path >= ? AND path < ?)",
       )
-      .all(root, from, to);
+      .values(root, from, to) as Array<[string, number, number, number, number, string]>;
     const now = Date.now();
     this.db.run(
       "UPDATE local_files SET used_at = ? WHERE (path = ? OR (path >= ? AND path < ?)) AND used_at < ?",
       [now, root, from, to, now - TOUCH_AFTER_MS],
     );
-    return new Map(
-      rows.map((r) => [
-        r.path,
-        { path: r.path, size: r.size, mtimeMs: r.mtime_ms, ino: r.ino, mode: r.mode, sha256: r.sha256 },
-      ]),
-    );
+    const known = new Map<string, KnownFile>();
+    for (const [path, size, mtimeMs, ino, mode, sha256] of rows) {
+      known.set(path, { path, size, mtimeMs, ino, mode, sha256 });
+    }
+    return known;
   }
 
   rememberFiles(files: readonly KnownFile[]): void {
@@ -120,16 +117,6 @@ export class FileCache {
       )
       .get(backend, sha256);
     return row ? { uuid: row.uuid, checkedAt: row.checked_at } : null;
-  }
-
-  /** Every blob known on `backend`, by sha256: one query instead of one per file. */
-  blobs(backend: string): Map<string, { uuid: string; checkedAt: number }> {
-    const rows = this.db
-      .query<{ sha256: string; uuid: string; checked_at: number }, [string]>(
-        "SELECT sha256, uuid, checked_at FROM blobs WHERE backend = ?",
-      )
-      .all(backend);
-    return new Map(rows.map((r) => [r.sha256, { uuid: r.uuid, checkedAt: r.checked_at }]));
   }
 
   rememberBlob(backend: string, sha256: string, uuid: string): void {
@@ -163,11 +150,35 @@ export class FileCache {
   }
 
   stateFiles(id: number): StateFile[] {
-    return this.db
-      .query<StateFile, [number]>(
+    const rows = this.db
+      .query<unknown, [number]>(
         "SELECT rel, sha256, uuid, mode, size FROM state_files WHERE state_id = ? ORDER BY rel",
       )
-      .all(id);
+      .values(id) as Array<[string, string, string, number, number]>;
+    return rows.map(([rel, sha256, uuid, mode, size]) => ({ rel, sha256, uuid, mode, size }));
+  }
+
+  /**
+   * A state's files, and what `backend` is known to hold of their content: the blobs a resync of an unchanged
+   * tree needs, read in one query that grows with the tree, not with everything ever synced.
+   */
+  stateFilesAndBlobs(
+    id: number,
+    backend: string,
+  ): { files: StateFile[]; blobs: Map<string, { uuid: string; checkedAt: number }> } {
+    const rows = this.db
+      .query<unknown, [string, number]>(
+        `SELECT f.rel, f.sha256, f.uuid, f.mode, f.size, b.uuid, b.checked_at FROM state_files f
+         LEFT JOIN blobs b ON b.backend = ? AND b.sha256 = f.sha256 WHERE f.state_id = ? ORDER BY f.rel`,
+      )
+      .values(backend, id) as Array<[string, string, string, number, number, string | null, number | null]>;
+    const files: StateFile[] = [];
+    const blobs = new Map<string, { uuid: string; checkedAt: number }>();
+    for (const [rel, sha256, uuid, mode, size, blobUuid, checkedAt] of rows) {
+      files.push({ rel, sha256, uuid, mode, size });
+      if (blobUuid !== null && checkedAt !== null) blobs.set(sha256, { uuid: blobUuid, checkedAt });
+    }
+    return { files, blobs };
   }
 
   /** Creates the state for `key`, or returns the one already there: the same tree and destination keep their id. */

@@ -4,6 +4,7 @@ import { BackendError, UserError } from "../errors.ts";
 import type { FileCache, KnownFile, StateFile } from "./cache.ts";
 import { compileExcludes } from "./exclude.ts";
 import { hashFile, mapLimit } from "./hash.ts";
+import { hashMany, type HashOutcome } from "./hash-pool.ts";
 import { localPath } from "./paths.ts";
 import { planHashing, sameStateFiles, stateKey } from "./plan.ts";
 import { TooManyFiles, walkTree, type LocalFile, type Skipped } from "./walk.ts";
@@ -26,7 +27,8 @@ export interface SyncRequest {
   excludes: string[];
   signal?: AbortSignal;
   progress?: (message: string) => void;
-  hashConcurrency?: number;
+  /** Hashing threads for a large change set (0: none); default the CPUs, at most 4. */
+  hashWorkers?: number;
   uploadConcurrency?: number;
   maxFiles?: number;
 }
@@ -63,7 +65,9 @@ async function uploadChecked(backend: Backend, file: LocalFile, sha256: string):
   try {
     return await backend.uploadFile(Bun.file(file.abs), sha256);
   } catch (error) {
-    if (!(error instanceof BackendError) || error.code !== "protocol") throw error;
+    // The cloud client reports a stored hash that differs as "protocol"; the local store refuses it as "invalid".
+    if (!(error instanceof BackendError) || (error.code !== "protocol" && error.code !== "invalid"))
+      throw error;
     const now = await hashFile(file.abs).catch(() => null);
     if (now?.sha256 === sha256) throw error;
     return null;
@@ -93,6 +97,13 @@ function throttled(progress: ((message: string) => void) | undefined): (message:
     last = now;
     progress(message());
   };
+}
+
+function unreadable(outcome: Exclude<HashOutcome, { sha256: string }>): string {
+  if (outcome.code === "EACCES" || outcome.code === "EPERM") return "not readable: permission denied";
+  if (outcome.code === "ENOENT") return "vanished during the sync";
+  if (outcome.code === "EISDIR") return "became a directory during the sync";
+  return `not readable: ${outcome.message}`;
 }
 
 function megabytes(bytes: number): string {
@@ -131,6 +142,10 @@ async function syncLocked(request: SyncRequest, key: string): Promise<SyncResult
   }
   const walkedAt = performance.now();
   const skipped = [...walked.skipped];
+  const previous = cache.stateByKey(key);
+  const before = previous
+    ? cache.stateFilesAndBlobs(previous.id, backendKey)
+    : { files: [], blobs: new Map<string, { uuid: string; checkedAt: number }>() };
   if (walked.files.length === 0) {
     const why = request.excludes.length ? ` after excludes ${JSON.stringify(request.excludes)}` : "";
     throw new UserError(
@@ -150,41 +165,32 @@ async function syncLocked(request: SyncRequest, key: string): Promise<SyncResult
   for (const { file, sha256 } of plan.unchanged) hashes.set(file, sha256);
 
   const total = plan.changed.reduce((sum, f) => sum + f.size, 0);
-  let hashedBytes = 0;
-  let hashedCount = 0;
+  const outcomes = await hashMany(plan.changed, {
+    signal,
+    workers: request.hashWorkers,
+    onProgress: (count, bytes) =>
+      report(
+        () => `hashing ${count}/${plan.changed.length} files (${megabytes(bytes)} of ${megabytes(total)})`,
+      ),
+  });
   const fresh: KnownFile[] = [];
-  await mapLimit(plan.changed, request.hashConcurrency ?? 4, async (file) => {
-    signal?.throwIfAborted();
-    try {
-      const hashed = await hashFile(file.abs, file.size, signal);
-      hashes.set(file, hashed.sha256);
+  plan.changed.forEach((file, index) => {
+    const outcome = outcomes[index]!;
+    if ("sha256" in outcome) {
+      hashes.set(file, outcome.sha256);
       // The stat from the walk is kept: if the file changed while it was read, the next sync sees a new look.
       fresh.push({
         path: file.abs,
-        size: hashed.size,
+        size: outcome.size,
         mtimeMs: file.mtimeMs,
         ino: file.ino,
         mode: file.mode,
-        sha256: hashed.sha256,
+        sha256: outcome.sha256,
       });
-      file.size = hashed.size;
-    } catch (error) {
-      signal?.throwIfAborted();
-      const code = (error as { code?: string }).code;
-      const reason =
-        code === "EACCES" || code === "EPERM"
-          ? "not readable: permission denied"
-          : code === "ENOENT"
-            ? "vanished during the sync"
-            : `not readable: ${error instanceof Error ? error.message : String(error)}`;
-      skipped.push({ path: file.rel, reason });
+      file.size = outcome.size;
+    } else {
+      skipped.push({ path: file.rel, reason: unreadable(outcome) });
     }
-    hashedCount += 1;
-    hashedBytes += file.size;
-    report(
-      () =>
-        `hashing ${hashedCount}/${plan.changed.length} files (${megabytes(hashedBytes)} of ${megabytes(total)})`,
-    );
   });
   cache.rememberFiles(fresh);
   const hashedAt = performance.now();
@@ -201,9 +207,8 @@ async function syncLocked(request: SyncRequest, key: string): Promise<SyncResult
   const uuids = new Map<string, string>();
   const unresolved: string[] = [];
   const now = Date.now();
-  const known = cache.blobs(backendKey);
   for (const sha of bySha.keys()) {
-    const blob = known.get(sha);
+    const blob = before.blobs.get(sha) ?? cache.blob(backendKey, sha);
     if (blob && now - blob.checkedAt < REVALIDATE_MS) uuids.set(sha, blob.uuid);
     else unresolved.push(sha);
   }
@@ -271,7 +276,7 @@ async function syncLocked(request: SyncRequest, key: string): Promise<SyncResult
     destination: request.destination,
     excludes: request.excludes,
   });
-  const changed = !sameStateFiles(cache.stateFiles(state.id), stateFiles);
+  const changed = state.id !== previous?.id || !sameStateFiles(before.files, stateFiles);
   if (changed) cache.replaceStateFiles(state.id, stateFiles);
   else cache.touchState(state.id);
   skipped.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hashBytes, hashFile, mapLimit } from "../../src/sync/hash.ts";
+import { hashMany } from "../../src/sync/hash-pool.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "contree-hash-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -49,5 +50,45 @@ describe("mapLimit", () => {
     });
     expect(results).toEqual([50, 10, 40, 20, 30]);
     expect(peak).toBe(2);
+  });
+});
+
+describe("hashMany", () => {
+  const many = Array.from({ length: 150 }, (_, i) => {
+    const path = join(dir, `many-${i}`);
+    const data = new Uint8Array(i * 97).map((_byte, j) => (i + j) % 256);
+    writeFileSync(path, data);
+    return { abs: path, size: data.length, sha256: sha(data) };
+  });
+
+  test("on worker threads and on this one, the same hashes in input order", async () => {
+    const expected = many.map((f) => ({ sha256: f.sha256, size: f.size }));
+    expect(await hashMany(many, { workers: 3 })).toEqual(expected);
+    expect(await hashMany(many, { workers: 0 })).toEqual(expected);
+  });
+
+  test("a file that cannot be read gets its error; the others are hashed", async () => {
+    const files = [...many.slice(0, 80), { abs: join(dir, "missing"), size: 5 }, ...many.slice(80)];
+    for (const workers of [2, 0]) {
+      const outcomes = await hashMany(files, { workers });
+      expect(outcomes[80]).toMatchObject({ code: "ENOENT" });
+      expect(outcomes[81]).toEqual({ sha256: many[80]!.sha256, size: many[80]!.size });
+    }
+  });
+
+  test("reports progress and stops when aborted", async () => {
+    const seen: number[] = [];
+    await hashMany(many, { workers: 2, onProgress: (files) => seen.push(files) });
+    expect(seen.at(-1)).toBe(many.length);
+    const abort = new AbortController();
+    abort.abort(new Error("stop"));
+    await expect(hashMany(many, { workers: 2, signal: abort.signal })).rejects.toThrow("stop");
+    const midway = new AbortController();
+    const stopping = hashMany(many, {
+      workers: 2,
+      signal: midway.signal,
+      onProgress: () => midway.abort(new Error("stopped midway")),
+    });
+    await expect(stopping).rejects.toThrow("stopped midway");
   });
 });
