@@ -124,7 +124,13 @@ function problemsIn(source: Text, templates: { uriTemplate: string; name: string
     regex: new RegExp(`^${t.uriTemplate.replaceAll(/\{\+\w+\}/g, ".+").replaceAll(/\{\w+\}/g, "[^/]+")}$`),
   }));
   for (const uri of text.matchAll(/contree:\/\/[^\s`"')\]<>,;]*/g)) {
-    const mention = uri[0].replace(/[.:]+$/, "");
+    const mention = uri[0].replace(/[.:…]+$/, "");
+    // `contree://guide/...` names a family: it must begin some template.
+    if (mention.endsWith("/")) {
+      if (!patterns.some((p) => p.template.startsWith(mention)))
+        problems.push(`${name}: ${mention}... matches no resource`);
+      continue;
+    }
     if (mention.includes("{")) {
       if (!patterns.some((p) => p.template === mention))
         problems.push(`${name}: ${mention} is no resource template`);
@@ -163,7 +169,7 @@ describe("docs and guides match the code", () => {
     const bad = problemsIn(
       {
         name: "sample",
-        text: 'Call `{{p}}run_command`, then {{p}}run(image="x", timeout_s=5, command="a=b") and read `exit_status`; set `wait_for=true`; see contree://guide/intro and contree://image/{id}/ls.',
+        text: 'Call `{{p}}run_command`, then {{p}}run(image="x", timeout_s=5, command="a=b") and read `exit_status`; set `wait_for=true`; see contree://guide/intro and contree://image/{id}/ls, and contree://files/...',
       },
       templates,
     );
@@ -174,11 +180,12 @@ describe("docs and guides match the code", () => {
       "sample: `wait_for=true`: 'wait_for' is not a parameter of any tool",
       "sample: contree://guide/intro: no such guide section",
       "sample: contree://image/{id}/ls is no resource template",
+      "sample: contree://files/... matches no resource",
     ]);
     const good = problemsIn(
       {
         name: "sample",
-        text: 'Use `contree_run` with `disposable=false`, `tag_prefix="common/"`; read `result_image`; contree_wait_operations(operation_ids=["a"], mode="any"); contree://guide/errors and `contree://image/{image}/lineage`.',
+        text: 'Use `contree_run` with `disposable=false`, `tag_prefix="common/"`; read `result_image`; contree_wait_operations(operation_ids=["a"], mode="any"); contree://guide/errors, `contree://operations/...` and `contree://image/{image}/lineage`.',
       },
       templates,
     );
@@ -192,6 +199,15 @@ describe("docs and guides match the code", () => {
     );
     const problems = sources.flatMap((source) => problemsIn(source, templates));
     expect(problems).toEqual([]);
+  });
+
+  test("llm.txt maps every source directory", () => {
+    const map = readFileSync(join(ROOT, "llm.txt"), "utf8");
+    const dirs = readdirSync(join(ROOT, "src"), { withFileTypes: true }).filter((entry) =>
+      entry.isDirectory(),
+    );
+    for (const dir of dirs)
+      expect(map, `llm.txt should mention src/${dir.name}/`).toContain(`src/${dir.name}/`);
   });
 
   test("the server instructions and every guide section, as served, name real tools", async () => {
