@@ -49,6 +49,13 @@ export const operationSchema = z.object({
   registry_url: z.string().nullable().describe("Imports: what was imported"),
   duration_s: z.number().nullable(),
   resources: z.record(z.string(), z.number()).describe("Resource counters the backend reported"),
+  notes: z
+    .array(z.string())
+    .describe("What the output alone does not tell, e.g. that the sandbox had no network; read these first"),
+  progress: z
+    .string()
+    .nullable()
+    .describe("Imports still running: how far they are (layers and bytes), when the backend tracks it"),
 });
 
 export type OperationView = z.output<typeof operationSchema>;
@@ -204,6 +211,8 @@ export function operationView(
     registry_url: operation.registryUrl,
     duration_s: operation.durationS,
     resources: result?.resources ?? {},
+    notes: result?.notes ?? [],
+    progress: isTerminal(operation.status) ? null : (operation.progress?.message ?? null),
   };
 }
 
@@ -234,6 +243,8 @@ export function operationSummary(view: OperationView): string {
     const encoding = view[`${name}_encoding`] === "base64" ? " (base64)" : "";
     lines.push(`--- ${name}${encoding} ---`, text.endsWith("\n") ? text.slice(0, -1) : text);
   }
+  if (view.progress) lines.push(`progress: ${view.progress}`);
+  for (const note of view.notes) lines.push(`note: ${note}`);
   if (view.output_hint) lines.push(`--- note ---`, view.output_hint);
   return lines.join("\n");
 }

@@ -73,7 +73,8 @@ export const importImage = defineTool({
         maxIntervalMs: call.deps.pollIntervalMs?.max,
         onUpdate: (op) =>
           call.progress(
-            `import ${op.status.toLowerCase()} ${Math.round((Date.now() - started) / 1000)}s: ${url}`,
+            `import ${op.status.toLowerCase()} ${Math.round((Date.now() - started) / 1000)}s: ${url}` +
+              (op.progress ? ` (${op.progress.message})` : ""),
           ),
       });
       operation = waited.operation;
