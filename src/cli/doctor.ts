@@ -17,6 +17,8 @@ import { dirname, isAbsolute, join } from "node:path";
 import { ContreeHttp } from "../backend/cloud/http.ts";
 import { LocalBackend } from "../backend/local/backend.ts";
 import { RunCgroup } from "../backend/local/cgroups.ts";
+import { MOUNT_NAMESPACE, removeTree, ROOTLESS } from "../backend/local/fsx.ts";
+import { overlayOptions } from "../backend/local/sandbox.ts";
 import { Store } from "../backend/local/store.ts";
 import { GeneralCache } from "../cache/general.ts";
 import { chosenBackend, envName, resolveConfig, type Config, type OptionName } from "../config.ts";
@@ -246,10 +248,11 @@ function tokenAccepted(config: Config, whoami: Whoami | undefined, checks: Check
   }
 }
 
-async function run(argv: string[]): Promise<{ code: number; out: string }> {
+async function run(argv: string[], cwd?: string): Promise<{ code: number; out: string }> {
   try {
     // A probe that hangs (a stuck mount, a confined unshare) must not hang doctor.
     const proc = Bun.spawn(argv, {
+      cwd,
       stdout: "pipe",
       stderr: "pipe",
       stdin: "ignore",
@@ -277,34 +280,11 @@ async function localChecks(config: Config, checks: Check[]): Promise<void> {
     section: "local",
     name: "requirements",
     status: "ok",
-    detail: `Linux, ${version || "bubblewrap"}, util-linux, overlayfs, root`,
+    detail: `Linux, ${version || "bubblewrap"}, util-linux, overlayfs, ${ROOTLESS ? "user namespaces (rootless: every file in an image has one owner)" : "root"}`,
   });
-
-  const sandbox = await run(
-    "bwrap --ro-bind / / --proc /proc --dev /dev --unshare-pid --unshare-ipc --unshare-uts --unshare-net --die-with-parent -- true".split(
-      " ",
-    ),
-  );
-  checks.push(
-    sandbox.code === 0
-      ? {
-          section: "local",
-          name: "bubblewrap",
-          status: "ok",
-          detail: "a sandbox with new PID, IPC, UTS and network namespaces starts",
-        }
-      : {
-          section: "local",
-          name: "bubblewrap",
-          status: "fail",
-          detail: `bwrap cannot start a sandbox: ${sandbox.out || `exit ${sandbox.code}`}`,
-          fix: "in a container, run it privileged (or with CAP_SYS_ADMIN and no seccomp/AppArmor confinement of unshare)",
-        },
-  );
-
   try {
     mkdirSync(config.localRoot, { recursive: true, mode: 0o700 });
-    checks.push(overlayProbe(config.localRoot, await mountProbe(config.localRoot)));
+    checks.push(...sandboxChecks(config.localRoot, await sandboxProbe(config.localRoot)));
   } catch (error) {
     checks.push({
       section: "local",
@@ -319,48 +299,82 @@ async function localChecks(config: Config, checks: Check[]): Promise<void> {
   checks.push(storeCheck(config.localRoot));
 }
 
-async function mountProbe(root: string): Promise<{ code: number; out: string }> {
+// What a run does, minus the image: a private mount namespace (a user namespace too when rootless), overlayfs with
+// the real mount options and its upper directory under the local root, then bubblewrap with a run's namespaces.
+const PROBE = `mount -t overlay overlay -o "$1" mnt || exit 3
+shift
+exec bwrap "$@" || exit 4`;
+
+async function sandboxProbe(root: string): Promise<{ code: number; out: string }> {
   const base = join(root, "tmp");
   mkdirSync(base, { recursive: true, mode: 0o700 });
   const dir = mkdtempSync(join(base, "doctor-"));
   try {
-    for (const part of ["lower", "upper", "work", "merged"]) mkdirSync(join(dir, part));
-    const options = `lowerdir=${dir}/lower,upperdir=${dir}/upper,workdir=${dir}/work`;
-    // In a private mount namespace, so the mount is gone when the shell exits.
-    return await run([
-      "unshare",
-      "-m",
-      "--propagation",
-      "private",
-      "mount",
-      "-t",
-      "overlay",
-      "overlay",
-      "-o",
-      options,
-      join(dir, "merged"),
-    ]);
+    for (const sub of ["lower1", "lower2", "upper", "work", "mnt"]) mkdirSync(join(dir, sub));
+    const options = overlayOptions(dir, ["lower1", "lower2"], join(dir, "upper"), join(dir, "work"));
+    const bwrap = ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"];
+    bwrap.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--die-with-parent");
+    if (ROOTLESS) bwrap.push("--unshare-user");
+    return await run(
+      [...MOUNT_NAMESPACE, "--", "/bin/sh", "-c", PROBE, "probe", options, ...bwrap, "--", "true"],
+      dir,
+    );
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    removeTree(dir);
   }
 }
 
-function overlayProbe(root: string, result: { code: number; out: string }): Check {
-  if (result.code === 0) {
-    return {
-      section: "local",
-      name: "overlayfs",
-      status: "ok",
-      detail: `mounts with its upper directory in ${root}`,
-    };
-  }
-  return {
+function sandboxChecks(root: string, result: { code: number; out: string }): Check[] {
+  const said = result.out.replace(/\s+/g, " ").trim() || `exit ${result.code}`;
+  const overlayOk: Check = {
     section: "local",
     name: "overlayfs",
-    status: "fail",
-    detail: `cannot mount overlayfs with layers in ${root}: ${result.out || `exit ${result.code}`}`,
-    fix: "put --local-root on a filesystem that can hold an overlayfs upper directory (ext4, xfs, btrfs; not overlayfs itself, e.g. a container's root: mount a volume there)",
+    status: "ok",
+    detail: `mounts with its upper directory in ${root}`,
   };
+  if (result.code === 0) {
+    return [
+      overlayOk,
+      {
+        section: "local",
+        name: "bubblewrap",
+        status: "ok",
+        detail: "a sandbox with new PID, IPC, UTS and network namespaces starts",
+      },
+    ];
+  }
+  if (result.code === 3) {
+    return [
+      {
+        section: "local",
+        name: "overlayfs",
+        status: "fail",
+        detail: `cannot mount overlayfs with its upper directory in ${root}: ${said}`,
+        fix: `put --local-root on a filesystem that can hold an overlayfs upper directory${ROOTLESS ? " with user xattrs" : ""} (ext4, xfs, btrfs; not overlayfs itself, such as a container's root: mount a volume there)`,
+      },
+    ];
+  }
+  if (result.code === 4) {
+    return [
+      overlayOk,
+      {
+        section: "local",
+        name: "bubblewrap",
+        status: "fail",
+        detail: `bwrap cannot start a sandbox: ${said}`,
+        fix: "in a container, run it privileged (or with CAP_SYS_ADMIN and without a seccomp or AppArmor profile that blocks namespaces)",
+      },
+    ];
+  }
+  return [
+    {
+      section: "local",
+      name: "namespaces",
+      status: "fail",
+      detail: `cannot make a private mount namespace (${MOUNT_NAMESPACE.join(" ")}): ${said}`,
+      fix: "in a container, run it privileged or with CAP_SYS_ADMIN",
+    },
+  ];
 }
 
 async function cgroupCheck(): Promise<Check> {

@@ -50,13 +50,16 @@ export function writeAtomic(path: string, text: string, mode = 0o644): void {
   }
 }
 
+function lines(text: string): string[] {
+  return text === "" ? [] : text.replace(/\n$/, "").split("\n");
+}
+
 /**
  * A unified diff of one changed region (our edits touch one place), with `context` lines around it. Empty when
  * the texts are equal.
  */
 export function diff(path: string, before: string, after: string, context = 3): string {
   if (before === after) return "";
-  const lines = (text: string) => (text === "" ? [] : text.replace(/\n$/, "").split("\n"));
   const a = lines(before);
   const b = lines(after);
   let head = 0;

@@ -175,6 +175,28 @@ describe("doctor: local backend", () => {
     expect(report.ok).toBe(true);
   });
 
+  test("a local root on overlayfs (a container's root) fails with the fix", async () => {
+    if ((await LocalBackend.check()) || process.getuid?.() !== 0) return;
+    const base = mkdtempSync(join(tmpdir(), "contree-mcp-doctor-ovl-"));
+    for (const sub of ["l", "u", "w", "m"]) mkdirSync(join(base, sub));
+    const opts = `lowerdir=${base}/l,upperdir=${base}/u,workdir=${base}/w`;
+    expect(Bun.spawnSync(["mount", "-t", "overlay", "overlay", "-o", opts, join(base, "m")]).exitCode).toBe(
+      0,
+    );
+    try {
+      const report = await runDoctor({
+        ...paths("ovl"),
+        backend: "local",
+        local_root: join(base, "m", "root"),
+      });
+      expect(check(report, "overlayfs")).toMatchObject({ status: "fail" });
+      expect(check(report, "overlayfs").fix).toContain("mount a volume there");
+      expect(report.ok).toBe(false);
+    } finally {
+      Bun.spawnSync(["umount", join(base, "m")]);
+    }
+  });
+
   test("auto with no token means local, and says why", async () => {
     const report = await runDoctor(paths("auto"));
     expect(report.backend?.chosen).toBe("local");
