@@ -98,6 +98,34 @@ describe("download", () => {
     expect(leftovers(dir)).toEqual([]);
   });
 
+  test("a transfer that breaks off leaves the old file and no temp file, for a file and a directory", async () => {
+    // An image of its own: the injected faults (more than the client's retries) touch nothing else.
+    const broken = fake.addImage({ files: { "/app/main.py": "print('hello')\n" } }).uuid;
+    const target = join(dir, "broken");
+    mkdirSync(target);
+    const file = join(target, "main.py");
+    writeFileSync(file, "mine");
+    fake.fail({ path: new RegExp(`/${broken}/download$`), status: 200, drop: true, times: 100 });
+    const result = await session.call("download", {
+      image: broken,
+      path: "/app/main.py",
+      destination: file,
+      overwrite: true,
+    });
+    expect(result.isError).toBe(true);
+    expect(readFileSync(file, "utf8")).toBe("mine");
+    const other = fake.addImage({ files: { "/app/main.py": "x" } }).uuid;
+    fake.fail({ path: new RegExp(`/${other}/archive$`), status: 200, drop: true, times: 100 });
+    const tree = await session.call("download", {
+      image: other,
+      path: "/app",
+      destination: join(target, "app"),
+    });
+    expect(tree.isError).toBe(true);
+    expect(textOf(tree)).toContain("/archive");
+    expect(readdirSync(target)).toEqual(["main.py"]);
+  });
+
   test("bad input is a clear isError and leaves nothing behind", async () => {
     const target = join(dir, "bad");
     mkdirSync(join(target, "is-a-dir"), { recursive: true });
