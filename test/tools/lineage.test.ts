@@ -73,6 +73,27 @@ describe("get_lineage", () => {
     expect(textOf(top)).toContain("apk add curl");
   });
 
+  test("an operation started elsewhere is recorded from what the backend reports once it is seen", async () => {
+    const started = await fetch(`${fake.url}/v1/instances`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${fake.token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ image: base, command: "make elsewhere", disposable: false }),
+    });
+    const { uuid: id } = (await started.json()) as { uuid: string };
+    const waited = await session.call("wait_operations", { operation_ids: [id] });
+    expect(waited.isError, textOf(waited)).toBeFalsy();
+    const made = fake.state.operations.get(id)?.resultImage;
+    expect(made).toBeTruthy();
+    expect(lineage(await session.call("get_lineage", { image: made! }))).toMatchObject({
+      image: made,
+      known: true,
+      parent: base,
+      command: "make elsewhere",
+      operation_id: id,
+      depth: 1,
+    });
+  });
+
   test("an unknown image is a clear isError", async () => {
     const result = await session.call("get_lineage", { image: "00000000-0000-0000-0000-000000000000" });
     expect(result.isError).toBe(true);
