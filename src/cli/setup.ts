@@ -2,7 +2,7 @@
 // file is backed up first and replaced atomically; running it twice changes nothing the second time. A file that
 // does not parse is never touched.
 import { existsSync, readFileSync } from "node:fs";
-import { isAbsolute, resolve, sep } from "node:path";
+import { dirname, isAbsolute, resolve, sep } from "node:path";
 import { envName, resolveConfig, type OptionName } from "../config.ts";
 import { UserError } from "../errors.ts";
 import { redact, registerSecret } from "../log.ts";
@@ -212,6 +212,11 @@ export function runSetup(options: SetupOptions, io: Output = stdio): number {
     io.out(redact(diff(path, text, after)));
     io.out(`(--print: ${path} was not changed)\n`);
     return 0;
+  }
+  if (!existsSync(dirname(target))) {
+    io.err(
+      `note: ${dirname(target)} did not exist, so it is created; is ${client.title} installed for this user?\n`,
+    );
   }
   const saved = exists ? backup(target) : undefined;
   // New files get 0600: client configs tend to collect tokens.
