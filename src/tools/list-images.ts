@@ -48,8 +48,8 @@ export const listImages = defineTool({
       next_offset: images.length >= args.limit ? args.offset + images.length : null,
     };
   },
-  summary(result) {
-    if (!result.count) return "No images match. Import one with import_image.";
+  summary(result, call) {
+    if (!result.count) return `No images match. Import one with ${call.tool("import_image")}.`;
     const rows = result.images.map((image) => `${image.uuid}  ${image.tag ?? "-"}  ${image.created_at}`);
     const more = result.next_offset === null ? "" : `\n(more: offset=${result.next_offset})`;
     return `${result.count} image(s):\n${rows.join("\n")}${more}`;
