@@ -187,11 +187,6 @@ function insertMember(
   return `${text.slice(0, node.end - 1).trimEnd()}\n${inner}${entry}\n${indent}${text.slice(node.end - 1)}`;
 }
 
-/** Validates JSON/JSONC syntax; throws JsonSyntaxError with line and column. */
-export function checkJson(text: string): void {
-  new Parser(text).document();
-}
-
 /**
  * Returns `text` with `root[parent][key] = value`, creating `parent` when absent. Only the bytes of that one
  * member change (or are inserted). Throws JsonSyntaxError when the text does not parse, and a plain Error when
