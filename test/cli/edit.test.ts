@@ -37,7 +37,7 @@ describe("setJsonMember", () => {
     test(name, () => {
       const edited = setJsonMember(before, "s", "x", ENTRY);
       expect(edited).toBe(after);
-      expect(Bun.JSONC.parse(edited).s.x).toEqual(ENTRY);
+      expect((Bun.JSONC.parse(edited) as { s: { x: unknown } }).s.x).toEqual(ENTRY);
     });
   }
 
