@@ -14,7 +14,7 @@ import { UserError } from "../errors.ts";
 import { log } from "../log.ts";
 import { VERSION } from "../version.ts";
 import { createServerFactory } from "./create.ts";
-import { binaryPath, collectPageData, renderPage, type PageTemplate } from "./page.ts";
+import { collectPageData, serverCommand, renderPage, type PageTemplate } from "./page.ts";
 
 /** Larger bodies get 413 before anything is parsed; tool arguments are small (files travel by upload). */
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -120,11 +120,54 @@ async function readBounded(request: Request, limit: number): Promise<Uint8Array 
   return Buffer.concat(chunks);
 }
 
+/**
+ * 2025-era clients are served statelessly, one server instance per request, so a `notifications/cancelled` arrives
+ * at an instance that never saw the call. To let it through anyway, a legacy `initialize` answer carries an
+ * `Mcp-Session-Id` the client then sends with every request. Nothing is kept per session but the calls in flight:
+ * any id is accepted (also after a restart), and a client can only name calls of its own session.
+ */
+const SESSION_HEADER = "mcp-session-id";
+
+/** What a POST to /mcp is, as far as cancellation needs: its method and id, or the id it cancels. */
+interface Envelope {
+  method?: string;
+  id?: string | number;
+  cancels?: string | number;
+}
+
+function isId(value: unknown): value is string | number {
+  return typeof value === "string" || typeof value === "number";
+}
+
+function envelope(body: Uint8Array): Envelope {
+  let message: unknown;
+  try {
+    message = JSON.parse(new TextDecoder().decode(body));
+  } catch {
+    return {};
+  }
+  if (!message || typeof message !== "object" || Array.isArray(message)) return {};
+  const { method, id, params } = message as {
+    method?: unknown;
+    id?: unknown;
+    params?: { requestId?: unknown };
+  };
+  return {
+    ...(typeof method === "string" && { method }),
+    ...(isId(id) && { id }),
+    ...(method === "notifications/cancelled" && isId(params?.requestId) && { cancels: params.requestId }),
+  };
+}
+
+function callKey(session: string, id: string | number): string {
+  return `${session} ${JSON.stringify(id)}`;
+}
+
 /** Calls `done` once the response body has been sent in full or the client went away. */
-function onBodyFinished(response: Response, done: () => void): Response {
+function onBodyFinished(response: Response, headers: Headers, done: () => void): Response {
   if (!response.body) {
     done();
-    return response;
+    return new Response(null, { status: response.status, statusText: response.statusText, headers });
   }
   const reader = response.body.getReader();
   let finished = false;
@@ -153,11 +196,7 @@ function onBodyFinished(response: Response, done: () => void): Response {
       return reader.cancel(reason);
     },
   });
-  return new Response(body, {
-    status: response.status,
-    statusText: response.statusText,
-    headers: response.headers,
-  });
+  return new Response(body, { status: response.status, statusText: response.statusText, headers });
 }
 
 /**
@@ -194,12 +233,14 @@ export function createHttpHandler(app: App, options: HttpOptions): HttpHandler {
       ...data,
       tokenRequired: expected !== undefined,
       backend: app.deps.backend.kind,
-      binary: binaryPath(),
+      command: serverCommand(),
     }),
   );
   // Surface a generator bug at startup, not only on the first page view.
   template.catch((error: unknown) => log.error("cannot build the page:", error));
   const pages = new Map<string, string>();
+  /** Legacy calls in flight by session and JSON-RPC id, for `notifications/cancelled` to reach them. */
+  const legacyCalls = new Map<string, AbortController>();
   let inflight = 0;
   let draining = false;
 
@@ -216,6 +257,9 @@ export function createHttpHandler(app: App, options: HttpOptions): HttpHandler {
     }
     if (draining) return jsonRpcError(503, -32000, "The server is shutting down.", { connection: "close" });
     let forward = request;
+    let message: Envelope = {};
+    let call: { key: string; controller: AbortController } | undefined;
+    const session = request.headers.get(SESSION_HEADER)?.slice(0, 128);
     if (request.method === "POST") {
       const declared = Number(request.headers.get("content-length") ?? "0");
       const body = declared > MAX_BODY_BYTES ? "too-large" : await readBounded(request, MAX_BODY_BYTES);
@@ -224,23 +268,36 @@ export function createHttpHandler(app: App, options: HttpOptions): HttpHandler {
           connection: "close",
         });
       }
-      forward = new Request(request.url, {
-        method: "POST",
-        headers: request.headers,
-        body,
-        signal: request.signal,
-      });
+      message = envelope(body);
+      let signal = request.signal;
+      if (session && message.cancels !== undefined) {
+        legacyCalls.get(callKey(session, message.cancels))?.abort();
+      } else if (session && message.id !== undefined && message.method) {
+        call = { key: callKey(session, message.id), controller: new AbortController() };
+        legacyCalls.set(call.key, call.controller);
+        signal = AbortSignal.any([request.signal, call.controller.signal]);
+      }
+      forward = new Request(request.url, { method: "POST", headers: request.headers, body, signal });
+    } else if (request.method === "DELETE" && session) {
+      // The client ends its session: nobody is left to read the answers of its calls.
+      for (const [key, controller] of legacyCalls) if (key.startsWith(`${session} `)) controller.abort();
     }
     // The body is in; a call may now run (and stay quiet) far longer than the idle timeout allows.
     server?.timeout(request, 0);
     inflight += 1;
+    const finished = () => {
+      inflight -= 1;
+      if (call && legacyCalls.get(call.key) === call.controller) legacyCalls.delete(call.key);
+    };
     try {
       const response = await mcp.fetch(forward);
-      return onBodyFinished(response, () => {
-        inflight -= 1;
-      });
+      const headers = new Headers(response.headers);
+      if (message.method === "initialize" && response.ok && !headers.has(SESSION_HEADER)) {
+        headers.set(SESSION_HEADER, crypto.randomUUID());
+      }
+      return onBodyFinished(response, headers, finished);
     } catch (error) {
-      inflight -= 1;
+      finished();
       throw error;
     }
   }

@@ -74,8 +74,8 @@ export interface PageData {
 }
 
 export interface PageOptions {
-  /** What the stdio setup snippets start (the compiled binary's path, or the package's command). */
-  binary: string;
+  /** What the stdio setup snippets start: this binary's path, or bun and this checkout's main.ts. */
+  command: string[];
   /** /mcp needs `Authorization: Bearer`: the snippets show where the token goes (never the token). */
   tokenRequired: boolean;
   backend: string;
@@ -88,10 +88,15 @@ export interface PageTemplate {
 
 const GUIDE_PREFIX = "contree://guide/";
 
-/** The compiled binary's own path, or the command a source checkout installs. */
-export function binaryPath(): string {
+/**
+ * The command that starts this very server: the compiled binary's path, or bun with this checkout's (or installed
+ * package's) main.ts. Anything else (a test runner, a script) falls back to the command the package installs.
+ */
+export function serverCommand(): string[] {
   const compiled = Bun.main.includes("$bunfs") || import.meta.path.includes("$bunfs");
-  return compiled ? process.execPath : "contree-mcp";
+  if (compiled) return [process.execPath];
+  if (/[\\/]src[\\/]main\.ts$/.test(Bun.main)) return [process.execPath, Bun.main];
+  return ["contree-mcp"];
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -146,6 +151,11 @@ async function listAll<T>(call: Call, method: string, key: string): Promise<T[]>
 
 type JsonSchema = Record<string, unknown>;
 
+/** zod gives every integer the safe-integer range as bounds; those say nothing to a reader. */
+function bound(value: unknown): number | undefined {
+  return typeof value === "number" && Math.abs(value) < Number.MAX_SAFE_INTEGER ? value : undefined;
+}
+
 /** A short type for a JSON Schema, e.g. `string`, `integer 1–1000`, `"all" | "any"`, `string[]`. */
 export function schemaType(schema: JsonSchema | undefined): string {
   if (!schema) return "any";
@@ -168,9 +178,18 @@ export function schemaType(schema: JsonSchema | undefined): string {
       return t;
     })
     .join(" | ");
-  const min = schema.minimum ?? schema.exclusiveMinimum;
-  const max = schema.maximum ?? schema.exclusiveMaximum;
-  const range = min !== undefined || max !== undefined ? ` ${min ?? ""}–${max ?? ""}` : "";
+  const min = bound(schema.minimum);
+  const max = bound(schema.maximum);
+  const above = bound(schema.exclusiveMinimum);
+  const below = bound(schema.exclusiveMaximum);
+  const lower = min !== undefined ? `≥ ${min}` : above !== undefined ? `> ${above}` : "";
+  const upper = max !== undefined ? `≤ ${max}` : below !== undefined ? `< ${below}` : "";
+  const range =
+    min !== undefined && max !== undefined
+      ? ` ${min}–${max}`
+      : lower || upper
+        ? ` ${[lower, upper].filter(Boolean).join(", ")}`
+        : "";
   const nullable = types.includes("null") ? " | null" : "";
   return `${base || "any"}${range}${nullable}`;
 }
@@ -186,6 +205,42 @@ export function paramsOf(inputSchema: JsonSchema | undefined): ParamDoc[] {
     ...("default" in schema && { default: JSON.stringify(schema.default) }),
     ...(typeof schema.description === "string" && { description: schema.description }),
   }));
+}
+
+async function readText(call: Call, uri: string): Promise<string> {
+  const read = await call("resources/read", { uri }).catch(() => ({}) as Record<string, unknown>);
+  const contents = (read.contents as { text?: string }[] | undefined) ?? [];
+  return contents.map((c) => c.text ?? "").join("\n");
+}
+
+/**
+ * Guide sections served only through a template (`contree://guide/{section}` without a list callback): the
+ * template's completion names the sections.
+ */
+async function guideFromTemplates(call: Call, templates: ResourceTemplateType[]): Promise<ResourceDoc[]> {
+  const docs: ResourceDoc[] = [];
+  for (const template of templates) {
+    const match = new RegExp(`^${GUIDE_PREFIX}\\{(\\w+)\\}$`).exec(template.uriTemplate);
+    if (!match) continue;
+    const completed = await call("completion/complete", {
+      ref: { type: "ref/resource", uri: template.uriTemplate },
+      argument: { name: match[1], value: "" },
+    }).catch(() => ({}) as Record<string, unknown>);
+    const values = ((completed.completion as { values?: string[] } | undefined)?.values ?? []).filter(
+      (v) => typeof v === "string",
+    );
+    for (const value of values) {
+      const uri = `${GUIDE_PREFIX}${value}`;
+      const text = await readText(call, uri);
+      docs.push({
+        uri,
+        name: value,
+        ...(template.mimeType && { mimeType: template.mimeType }),
+        ...(text && { text }),
+      });
+    }
+  }
+  return docs;
 }
 
 /** Asks a fresh server instance for its tools, resource templates, resources, prompts and guide sections. */
@@ -222,13 +277,10 @@ export async function collectPageData(factory: () => McpServer): Promise<PageDat
         other.push(doc);
         continue;
       }
-      const read = await call("resources/read", { uri: resource.uri }).catch(
-        () => ({}) as Record<string, unknown>,
-      );
-      const contents = (read.contents as { text?: string }[] | undefined) ?? [];
-      const text = contents.map((c) => c.text ?? "").join("\n");
+      const text = await readText(call, resource.uri);
       guide.push(text ? { ...doc, text } : doc);
     }
+    if (guide.length === 0) guide.push(...(await guideFromTemplates(call, templates)));
     return {
       serverName: info.name ?? "contree-mcp",
       serverTitle: info.title ?? "ConTree sandboxes",
@@ -285,47 +337,122 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ENTITIES[c]!);
 }
 
+/** Inline markdown: `code` (taken literally), **bold**, *emphasis* and [links](https://...). */
 function inline(text: string): string {
-  return escapeHtml(text)
-    .replace(/`([^`]+)`/g, "<code>$1</code>")
-    .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>");
+  return text
+    .split(/(`[^`]+`)/)
+    .map((part, i) => {
+      if (i % 2 === 1) return `<code>${escapeHtml(part.slice(1, -1))}</code>`;
+      return escapeHtml(part)
+        .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>")
+        .replace(/(^|[\s(])\*([^*\s][^*]*)\*(?=[\s).,;:!?]|$)/g, "$1<em>$2</em>")
+        .replace(
+          /\[([^\]]+)\]\((https?:\/\/[^\s)]+|#[\w-]+|\/[^\s)]*)\)/g,
+          (_, label: string, href: string) => `<a href="${href}">${label}</a>`,
+        );
+    })
+    .join("");
 }
 
-/** The markdown our descriptions use: paragraphs, - and 1. lists, # headings, ``` fences, `code`, **bold**. */
+const FENCE = /^\s*(```|~~~)/;
+const HEADING = /^(#{1,6})\s+(.*?)\s*#*\s*$/;
+const BULLET = /^\s*[-*+]\s+/;
+const NUMBERED = /^\s*\d+[.)]\s+/;
+const TABLE_ROW = /^\s*\|.*\|\s*$/;
+const TABLE_RULE = /^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$/;
+
+function tableCells(row: string): string[] {
+  // Split on pipes outside `code` (a cell may show `a | b`).
+  const cells: string[] = [];
+  let current = "";
+  let inCode = false;
+  for (const ch of row.trim().replace(/^\|/, "").replace(/\|$/, "")) {
+    if (ch === "`") inCode = !inCode;
+    if (ch === "|" && !inCode) {
+      cells.push(current.trim());
+      current = "";
+    } else current += ch;
+  }
+  cells.push(current.trim());
+  return cells;
+}
+
+/**
+ * The markdown our descriptions, instructions and guide sections use: paragraphs, # headings, - and 1. lists,
+ * ``` fences, | tables |, > quotes, `code`, **bold**, *emphasis*, [links](https://...). Everything is escaped; the
+ * headings start at h4 because the page's own structure takes h1 to h3.
+ */
 export function markdown(text: string): string {
+  const lines = text.replace(/\r\n?/g, "\n").split("\n");
   const out: string[] = [];
-  const blocks = text.replace(/\r\n/g, "\n").split(/\n{2,}/);
-  for (let i = 0; i < blocks.length; i++) {
-    let block = blocks[i]!.trim();
-    if (!block) continue;
-    if (block.startsWith("```")) {
-      // A fence may span blank lines: gather blocks until it closes.
-      while (!/\n```\s*$/.test(block) && i + 1 < blocks.length) block += `\n\n${blocks[++i]}`;
-      const body = block.replace(/^```[^\n]*\n?/, "").replace(/\n?```\s*$/, "");
-      out.push(`<pre><code>${escapeHtml(body)}</code></pre>`);
+  let i = 0;
+  while (i < lines.length) {
+    const line = lines[i]!;
+    if (!line.trim()) {
+      i++;
       continue;
     }
-    const lines = block.split("\n");
-    const heading = /^(#{1,6})\s+(.*)$/.exec(lines[0]!);
-    if (heading && lines.length === 1) {
-      out.push(`<h4>${inline(heading[2]!)}</h4>`);
+    if (FENCE.test(line)) {
+      const marker = FENCE.exec(line)![1]!;
+      const body: string[] = [];
+      i++;
+      while (i < lines.length && !lines[i]!.trim().startsWith(marker)) body.push(lines[i++]!);
+      i++; // the closing fence (or the end of an unclosed block)
+      out.push(`<pre><code>${escapeHtml(body.join("\n"))}</code></pre>`);
       continue;
     }
-    const bullet = /^\s*[-*]\s+/;
-    const numbered = /^\s*\d+[.)]\s+/;
-    const listKind = bullet.test(lines[0]!) ? bullet : numbered.test(lines[0]!) ? numbered : null;
+    const heading = HEADING.exec(line);
+    if (heading) {
+      const level = Math.min(6, heading[1]!.length + 3);
+      out.push(`<h${level}>${inline(heading[2]!)}</h${level}>`);
+      i++;
+      continue;
+    }
+    if (TABLE_ROW.test(line) && i + 1 < lines.length && TABLE_RULE.test(lines[i + 1]!)) {
+      const head = tableCells(line);
+      i += 2;
+      const rows: string[][] = [];
+      while (i < lines.length && TABLE_ROW.test(lines[i]!)) rows.push(tableCells(lines[i++]!));
+      out.push(
+        `<div class="table"><table><thead><tr>${head.map((c) => `<th>${inline(c)}</th>`).join("")}</tr></thead>` +
+          `<tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${inline(c)}</td>`).join("")}</tr>`).join("")}</tbody></table></div>`,
+      );
+      continue;
+    }
+    if (/^\s*>/.test(line)) {
+      const quoted: string[] = [];
+      while (i < lines.length && /^\s*>/.test(lines[i]!)) quoted.push(lines[i++]!.replace(/^\s*>\s?/, ""));
+      out.push(`<blockquote>${markdown(quoted.join("\n"))}</blockquote>`);
+      continue;
+    }
+    const listKind = BULLET.test(line) ? BULLET : NUMBERED.test(line) ? NUMBERED : null;
     if (listKind) {
-      // Continuation lines (indented, or not starting a new item) belong to the item above.
+      // An item runs until the next item or a blank line; nested items are shown flat.
       const items: string[] = [];
-      for (const line of lines) {
-        if (listKind.test(line) || items.length === 0) items.push(line.replace(listKind, ""));
-        else items[items.length - 1] += ` ${line.trim()}`;
+      while (i < lines.length && lines[i]!.trim() && !FENCE.test(lines[i]!) && !HEADING.test(lines[i]!)) {
+        const current = lines[i++]!;
+        if (BULLET.test(current) || NUMBERED.test(current)) {
+          items.push(current.replace(BULLET.test(current) ? BULLET : NUMBERED, ""));
+        } else items[items.length - 1] += ` ${current.trim()}`;
       }
-      const tag = listKind === bullet ? "ul" : "ol";
+      const tag = listKind === BULLET ? "ul" : "ol";
       out.push(`<${tag}>${items.map((item) => `<li>${inline(item)}</li>`).join("")}</${tag}>`);
       continue;
     }
-    out.push(`<p>${lines.map(inline).join("<br>")}</p>`);
+    const paragraph: string[] = [];
+    while (
+      i < lines.length &&
+      lines[i]!.trim() &&
+      !FENCE.test(lines[i]!) &&
+      !HEADING.test(lines[i]!) &&
+      !BULLET.test(lines[i]!) &&
+      !NUMBERED.test(lines[i]!) &&
+      !/^\s*>/.test(lines[i]!) &&
+      !(TABLE_ROW.test(lines[i]!) && TABLE_RULE.test(lines[i + 1] ?? ""))
+    ) {
+      paragraph.push(lines[i++]!.trim());
+    }
+    out.push(`<p>${inline(paragraph.join(" "))}</p>`);
   }
   return out.join("\n");
 }
@@ -365,7 +492,7 @@ function paramsTable(params: ParamDoc[]): string {
       `<td>${p.description ? inline(p.description) : ""}</td></tr>`,
   );
   return (
-    `<div class="table"><table><thead><tr><th>Parameter</th><th>Type</th><th>Default</th><th>Description</th></tr></thead>` +
+    `<div class="table"><table class="params"><thead><tr><th>Parameter</th><th>Type</th><th>Default</th><th>Description</th></tr></thead>` +
     `<tbody>${rows.join("")}</tbody></table></div>`
   );
 }
@@ -424,6 +551,14 @@ function promptCard(p: PromptDoc): string {
   );
 }
 
+/** A TOML basic string or array of them (JSON's escaping is valid TOML for these). */
+const toml = (value: unknown) => JSON.stringify(value);
+
+/** Quotes a word for a POSIX shell when it needs it. */
+export function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
 function snippet(label: string, code: string): string {
   return (
     `<div class="snippet"><div class="snippet-head"><span>${escapeHtml(label)}</span>` +
@@ -436,11 +571,29 @@ function snippet(label: string, code: string): string {
 function setupSection(options: PageOptions): string {
   const url = URL_MARK;
   const e = escapeHtml;
-  const bin = options.binary;
+  const [command, ...args] = options.command as [string, ...string[]];
   const auth = options.tokenRequired;
   const headerFlag = auth ? ` \\\n  --header "Authorization: Bearer $CONTREE_MCP_HTTP_TOKEN"` : "";
-  const stdioEnv = "CONTREE_MCP_TOKEN";
+  // A stdio server started by the client is a second server with its own settings: the cloud backend needs the
+  // ConTree token there (a placeholder: the page never holds it); the local backend is what it picks without one.
+  const stdioEnv: Record<string, string> =
+    options.backend === "cloud" ? { CONTREE_MCP_TOKEN: "<your ConTree token>" } : {};
+  const envFlags = Object.entries(stdioEnv)
+    .map(([k, v]) => `--env ${k}=${shellQuote(v)} `)
+    .join("");
   const json = (value: unknown) => e(JSON.stringify(value, null, 2));
+  const stdioJson = {
+    command,
+    ...(args.length > 0 && { args }),
+    ...(options.backend === "cloud" && { env: stdioEnv }),
+  };
+  const codexStdio = [
+    `# or over stdio (Codex starts its own server):`,
+    `# [mcp_servers.contree]`,
+    `# command = ${toml(command)}`,
+    ...(args.length > 0 ? [`# args = [${args.map(toml).join(", ")}]`] : []),
+    ...Object.entries(stdioEnv).map(([k, v]) => `# env = { ${k} = ${toml(v)} }`),
+  ].join("\n");
   const clients: { id: string; name: string; body: string }[] = [
     {
       id: "claude-code",
@@ -452,7 +605,7 @@ function setupSection(options: PageOptions): string {
         ) +
         snippet(
           "Or over stdio (Claude Code starts its own server)",
-          e(`claude mcp add contree --env ${stdioEnv}=<your ConTree token> -- ${bin}`),
+          e(`claude mcp add contree ${envFlags}-- ${options.command.map(shellQuote).join(" ")}`),
         ),
     },
     {
@@ -462,7 +615,7 @@ function setupSection(options: PageOptions): string {
         "~/.codex/config.toml",
         e(
           `[mcp_servers.contree]\nurl = "${url}"${auth ? `\nbearer_token_env_var = "CONTREE_MCP_HTTP_TOKEN"` : ""}\n\n` +
-            `# or over stdio:\n# [mcp_servers.contree]\n# command = ${JSON.stringify(bin)}\n# env = { ${stdioEnv} = "<your ConTree token>" }`,
+            codexStdio,
         ),
       ),
     },
@@ -470,10 +623,7 @@ function setupSection(options: PageOptions): string {
       id: "claude-desktop",
       name: "Claude Desktop",
       body:
-        snippet(
-          "claude_desktop_config.json (stdio)",
-          json({ mcpServers: { contree: { command: bin, env: { [stdioEnv]: "<your ConTree token>" } } } }),
-        ) +
+        snippet("claude_desktop_config.json (stdio)", json({ mcpServers: { contree: stdioJson } })) +
         `<p class="muted">Claude Desktop starts local servers from this file. To use this HTTP server instead, add it under Settings → Connectors (it must be reachable over HTTPS), or bridge it:</p>` +
         snippet(
           "claude_desktop_config.json (bridge to this server)",

@@ -109,6 +109,41 @@ function post(
   });
 }
 
+async function inspector(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  if (!existsSync(INSPECTOR)) throw new Error(`${INSPECTOR} is missing: run npm install`);
+  const proc = Bun.spawn([BUN, "--bun", INSPECTOR, "--cli", ...args], {
+    cwd: dir,
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, NO_COLOR: "1", MCP_CATALOG_PATH: join(dir, "inspector-catalog.json") },
+  });
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { code, out, err };
+}
+
+async function until(condition: () => boolean, ms = 10_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) return false;
+    await Bun.sleep(20);
+  }
+  return true;
+}
+
+/** The fake ConTree server received a run (POST /v1/instances) after request number `from`. */
+function started(from: number): boolean {
+  return fake.requests.slice(from).some((r) => r.method === "POST" && r.path === "/v1/instances");
+}
+
+/** The fake ConTree server received a cancel (DELETE /v1/operations/...) after request number `from`. */
+function cancelled(from: number): boolean {
+  return fake.requests.slice(from).some((r) => r.method === "DELETE" && r.path.startsWith("/v1/operations/"));
+}
+
 beforeAll(async () => {
   fake = await startFakeContree();
   dir = mkdtempSync(join(tmpdir(), "contree-mcp-http-"));
@@ -145,19 +180,25 @@ describe("MCP over HTTP with the SDK client", () => {
       expect((ran.structuredContent as { status: string }).status).toBe("SUCCESS");
     });
 
-    test(`${era} era: progress notifications stream before a long run's result`, async () => {
+    test(`${era} era: progress notifications stream all through a long run, before its result`, async () => {
       const { mcp } = serve();
       const client = await connectClient(mcp, { era });
       const seen: { message?: string; at: number }[] = [];
+      const startedAt = Date.now();
       const result = (await client.callTool(
-        { name: "contree_run", arguments: { command: "sleep 1", image: base } },
+        { name: "contree_run", arguments: { command: "sleep 3", image: base } },
         { onprogress: (p) => seen.push({ message: p.message, at: Date.now() }) },
       )) as CallToolResult;
       const finishedAt = Date.now();
       expect(result.isError).toBeFalsy();
-      expect(seen.length).toBeGreaterThanOrEqual(2);
-      // Streamed: the first notification reached the client well before the result did.
-      expect(seen[0]!.at).toBeLessThan(finishedAt - 300);
+      expect((result.structuredContent as { status: string }).status).toBe("SUCCESS");
+      expect(seen.length).toBeGreaterThanOrEqual(3);
+      expect(seen.some((p) => p.message?.includes("sleep 3"))).toBe(true);
+      // Streamed, not sent in a burst with the result: no silence longer than 2 s from the call to the result.
+      const times = [startedAt, ...seen.map((p) => p.at), finishedAt];
+      const gaps = times.slice(1).map((t, i) => t - times[i]!);
+      expect(Math.max(...gaps)).toBeLessThan(2_000);
+      expect(seen[0]!.at).toBeLessThan(finishedAt - 2_000);
     });
   }
 
@@ -175,23 +216,111 @@ describe("MCP over HTTP with the SDK client", () => {
     expect(((await slow) as CallToolResult).isError).toBeFalsy();
   });
 
-  test("the MCP Inspector CLI lists the tools", async () => {
-    if (!existsSync(INSPECTOR)) throw new Error(`${INSPECTOR} is missing: run npm install`);
-    const { mcp } = serve();
-    const proc = Bun.spawn(
-      [BUN, "--bun", INSPECTOR, "--cli", mcp.href, "--transport", "http", "--method", "tools/list"],
-      { cwd: dir, stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } },
-    );
-    const [out, err, code] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
-    ]);
-    expect({ code, err: code === 0 ? "" : err }).toEqual({ code: 0, err: "" });
-    const names = (JSON.parse(out) as { tools: { name: string }[] }).tools.map((t) => t.name);
-    expect(names).toContain("contree_run");
-    expect(names.length).toBe(TOOLS.length);
-  }, 30_000);
+  for (const era of ["legacy", "modern"] as const) {
+    test(`the MCP Inspector CLI lists and calls tools with the bearer token (${era} era)`, async () => {
+      const token = "inspector-token-0123";
+      const { mcp } = serve({ token });
+      const common = ["--transport", "http", "--protocol-era", era, "--format", "json", "--quiet"];
+      const auth = ["--header", `Authorization: Bearer ${token}`];
+      const listed = await inspector([mcp.href, ...common, ...auth, "--method", "tools/list"]);
+      expect({ code: listed.code, err: listed.code === 0 ? "" : listed.err }).toEqual({ code: 0, err: "" });
+      const names = (JSON.parse(listed.out) as { result: { tools: { name: string }[] } }).result.tools.map(
+        (t) => t.name,
+      );
+      expect(names.toSorted()).toEqual(TOOLS.map((t) => `contree_${t.name}`).toSorted());
+
+      const called = await inspector([
+        mcp.href,
+        ...common,
+        ...auth,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "contree_list_images",
+        "--tool-args-json",
+        "{}",
+      ]);
+      expect({ code: called.code, err: called.code === 0 ? "" : called.err }).toEqual({ code: 0, err: "" });
+      const result = (JSON.parse(called.out) as { result: CallToolResult }).result;
+      expect(result.isError).toBeFalsy();
+      expect(JSON.stringify(result.structuredContent)).toContain(base);
+
+      // Exit code 3 is the Inspector's "authentication failed".
+      const refused = await inspector([mcp.href, ...common, "--method", "tools/list"]);
+      expect(refused.code).toBe(3);
+      expect(refused.out).not.toContain("contree_run");
+    }, 30_000);
+  }
+
+  for (const era of ["legacy", "modern"] as const) {
+    test(`${era} era: the run of a client that goes away mid-call is cancelled`, async () => {
+      const { mcp, handler } = serve();
+      const client = await connectClient(mcp, { era });
+      const before = fake.requests.length;
+      const call = client
+        .callTool(
+          { name: "contree_run", arguments: { command: "sleep 30", image: base } },
+          { onprogress: () => {} },
+        )
+        .then(
+          () => "finished",
+          () => "aborted",
+        );
+      expect(await until(() => started(before))).toBe(true);
+      // Closing the client drops its connections: the server sees the response stream close.
+      await client.close();
+      expect(await call).toBe("aborted");
+      expect(await until(() => cancelled(before), 5_000)).toBe(true);
+      expect(await until(() => handler.inflight === 0, 2_000)).toBe(true);
+    }, 15_000);
+  }
+
+  for (const era of ["legacy", "modern"] as const) {
+    test(`${era} era: cancelling a call cancels the run`, async () => {
+      const { mcp, handler } = serve();
+      const client = await connectClient(mcp, { era });
+      const before = fake.requests.length;
+      const abort = new AbortController();
+      const call = client
+        .callTool(
+          { name: "contree_run", arguments: { command: "sleep 30", image: base } },
+          { signal: abort.signal, onprogress: () => {} },
+        )
+        .then(
+          () => "finished",
+          () => "aborted",
+        );
+      expect(await until(() => started(before))).toBe(true);
+      abort.abort();
+      expect(await call).toBe("aborted");
+      expect(await until(() => cancelled(before), 5_000)).toBe(true);
+      expect(await until(() => handler.inflight === 0, 2_000)).toBe(true);
+    }, 15_000);
+  }
+});
+
+test("legacy era: a cancel reaches only the call of its own session", async () => {
+  const { mcp } = serve();
+  // Fresh clients number their requests alike: both calls have the same JSON-RPC id.
+  const [mine, theirs] = await Promise.all([connectClient(mcp), connectClient(mcp)]);
+  const before = fake.requests.length;
+  const abort = new AbortController();
+  const cancelledCall = mine
+    .callTool(
+      { name: "contree_run", arguments: { command: "sleep 30", image: base } },
+      { signal: abort.signal },
+    )
+    .catch(() => "aborted");
+  const otherCall = theirs.callTool({ name: "contree_run", arguments: { command: "sleep 1", image: base } });
+  const runs = () =>
+    fake.requests.slice(before).filter((r) => r.method === "POST" && r.path === "/v1/instances").length;
+  expect(await until(() => runs() === 2)).toBe(true);
+  abort.abort();
+  expect(await cancelledCall).toBe("aborted");
+  const other = (await otherCall) as CallToolResult;
+  expect((other.structuredContent as { status: string }).status).toBe("SUCCESS");
+  const deletes = fake.requests.slice(before).filter((r) => r.method === "DELETE");
+  expect(deletes.length).toBe(1);
 });
 
 describe("safe defaults", () => {
@@ -382,6 +511,30 @@ describe("other routes", () => {
   });
 });
 
+/** The environment of a server process run by a test: the fake ConTree server, caches in the temp dir. */
+function processEnv(): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: dir,
+    CONTREE_MCP_CONFIG: join(dir, "no-such.ini"),
+    CONTREE_MCP_TOKEN: fake.token,
+    CONTREE_MCP_URL: fake.url,
+    CONTREE_MCP_CACHE_GENERAL: join(dir, "process-cache.db"),
+    CONTREE_MCP_CACHE_FILES: join(dir, "process-files.db"),
+  };
+}
+
+/** Reads a stream into a growing string, for waiting on a log line. */
+function collect(stream: ReadableStream<Uint8Array>): { text: string } {
+  const sink = { text: "" };
+  void (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>)
+      sink.text += decoder.decode(chunk);
+  })();
+  return sink;
+}
+
 /** runHttp on port 0 with its own app (it closes the app when it stops). */
 async function startRunHttp(graceMs: number) {
   const ownApp = await newApp({ http_port: "0" });
@@ -429,19 +582,68 @@ describe("runHttp", () => {
     ).toBe(true);
   });
 
+  test("the server process on SIGTERM: stops accepting, lets a short call finish, cancels a long one, exits 0", async () => {
+    const proc = Bun.spawn([BUN, join(ROOT, "src/main.ts"), "--mode", "http", "--http-port", "0"], {
+      cwd: dir,
+      env: processEnv(),
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    const stderr = collect(proc.stderr);
+    try {
+      expect(await until(() => /serving MCP at \S+/.test(stderr.text), 15_000)).toBe(true);
+      const mcp = new URL(/serving MCP at (\S+\/mcp)/.exec(stderr.text)![1]!);
+      const [shortClient, longClient] = await Promise.all([connectClient(mcp), connectClient(mcp)]);
+      const before = fake.requests.length;
+      const outcome = (promise: Promise<unknown>) =>
+        promise.then(
+          (result) => result as CallToolResult,
+          () => "aborted" as const,
+        );
+      const long = outcome(
+        longClient.callTool({ name: "contree_run", arguments: { command: "sleep 30", image: base } }),
+      );
+      const short = outcome(
+        shortClient.callTool({ name: "contree_run", arguments: { command: "sleep 2", image: base } }),
+      );
+      const runs = () =>
+        fake.requests.slice(before).filter((r) => r.method === "POST" && r.path === "/v1/instances").length;
+      expect(await until(() => runs() === 2)).toBe(true);
+      const signalledAt = Date.now();
+      proc.kill("SIGTERM");
+      // Stops accepting: soon a new connection is refused (or, on one still open, answered 503).
+      let late: number | string = 200;
+      for (let tries = 0; late === 200 && tries < 100; tries++) {
+        await Bun.sleep(20);
+        late = await fetch(`${mcp.origin}/healthz`).then(
+          (r) => r.status,
+          () => "refused",
+        );
+      }
+      expect([503, "refused"]).toContain(late);
+
+      const shortResult = await short;
+      expect(shortResult).not.toBe("aborted");
+      expect(((shortResult as CallToolResult).structuredContent as { status: string }).status).toBe(
+        "SUCCESS",
+      );
+      expect(await long).toBe("aborted");
+      expect(await proc.exited).toBe(0);
+      // The grace period (5 s) passed before the long call was given up.
+      expect(Date.now() - signalledAt).toBeGreaterThanOrEqual(4_500);
+      expect(cancelled(before)).toBe(true);
+      expect(stderr.text).not.toContain(fake.token);
+    } finally {
+      proc.kill("SIGKILL");
+    }
+  }, 30_000);
+
   test("main refuses --mode http on a public address without a token", () => {
     const result = Bun.spawnSync(
       [BUN, join(ROOT, "src/main.ts"), "--mode", "http", "--http-listen", "0.0.0.0", "--http-port", "0"],
       {
         cwd: dir,
-        env: {
-          PATH: process.env.PATH ?? "/usr/bin:/bin",
-          HOME: dir,
-          CONTREE_MCP_TOKEN: fake.token,
-          CONTREE_MCP_URL: fake.url,
-          CONTREE_MCP_CACHE_GENERAL: join(dir, "main-cache.db"),
-          CONTREE_MCP_CACHE_FILES: join(dir, "main-files.db"),
-        },
+        env: processEnv(),
         timeout: 20_000,
       },
     );

@@ -2,7 +2,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
+import { McpServer, ResourceTemplate } from "@modelcontextprotocol/server";
 import { chromium, type Browser } from "playwright-core";
+import * as z from "zod";
 import { openApp, type App } from "../../src/app.ts";
 import { CloudBackend } from "../../src/backend/cloud/backend.ts";
 import { resolveConfig } from "../../src/config.ts";
@@ -15,6 +18,7 @@ import {
   paramsOf,
   renderPage,
   schemaType,
+  shellQuote,
   type PageData,
 } from "../../src/server/page.ts";
 import { TOOLS } from "../../src/tools/index.ts";
@@ -87,7 +91,7 @@ describe("page generator", () => {
       prompts: [{ name: evil, description: evil, arguments: [{ name: evil, required: false }] }],
       resourceTemplates: [{ uriTemplate: `x://{${evil}}`, name: evil }],
       guide: [{ uri: "contree://guide/x", name: evil, text: evil }],
-      binary: `/opt/${evil}`,
+      command: [`/opt/${evil}`, "main.ts"],
       backend: evil,
       tokenRequired: true,
     }).render(`http://h/${evil}`);
@@ -96,8 +100,8 @@ describe("page generator", () => {
   });
 
   test("shows where the bearer token goes, never a token", () => {
-    const open = renderPage({ ...EMPTY, binary: "contree-mcp", backend: "cloud", tokenRequired: false });
-    const locked = renderPage({ ...EMPTY, binary: "contree-mcp", backend: "cloud", tokenRequired: true });
+    const open = renderPage({ ...EMPTY, command: ["contree-mcp"], backend: "cloud", tokenRequired: false });
+    const locked = renderPage({ ...EMPTY, command: ["contree-mcp"], backend: "cloud", tokenRequired: true });
     expect(open.render("http://127.0.0.1:1/mcp")).not.toContain("Authorization");
     const html = locked.render("http://127.0.0.1:1/mcp");
     expect(html).toContain("Authorization");
@@ -107,12 +111,96 @@ describe("page generator", () => {
       expect(html).toContain(client);
   });
 
+  test("stdio snippets start this server's real command, with the ConTree token as a placeholder", () => {
+    const html = renderPage({
+      ...EMPTY,
+      command: ["/usr/local/bin/bun", "/opt/contree mcp/src/main.ts"],
+      backend: "cloud",
+      tokenRequired: false,
+    }).render("http://127.0.0.1:1/mcp");
+    expect(html).toContain(
+      "claude mcp add contree --env CONTREE_MCP_TOKEN=&#39;&lt;your ConTree token&gt;&#39; -- /usr/local/bin/bun &#39;/opt/contree mcp/src/main.ts&#39;",
+    );
+    expect(html).toContain("&quot;command&quot;: &quot;/usr/local/bin/bun&quot;");
+    expect(html).toContain("# args = [&quot;/opt/contree mcp/src/main.ts&quot;]");
+    const local = renderPage({
+      ...EMPTY,
+      command: ["/opt/contree-mcp"],
+      backend: "local",
+      tokenRequired: false,
+    });
+    const localHtml = local.render("http://127.0.0.1:1/mcp");
+    expect(localHtml).toContain("claude mcp add contree -- /opt/contree-mcp");
+    expect(localHtml).not.toContain("CONTREE_MCP_TOKEN");
+    expect(shellQuote("it's")).toBe(`'it'\\''s'`);
+  });
+
+  test("picks up prompts, resource templates and guide sections from whatever the server registers", async () => {
+    const factory = () => {
+      const server = new McpServer({ name: "probe", version: "0" });
+      server.registerPrompt(
+        "zz-probe-prompt",
+        {
+          title: "Probe prompt",
+          description: "A prompt registered by the test",
+          argsSchema: z.object({ target: z.string().describe("What to probe") }),
+        },
+        ({ target }) => ({ messages: [{ role: "user", content: { type: "text", text: target } }] }),
+      );
+      // A guide served only as a template, its sections named by completion (no list callback).
+      server.registerResource(
+        "zz-guide",
+        new ResourceTemplate("contree://guide/{section}", {
+          list: undefined,
+          complete: { section: () => ["zz-alpha", "zz-beta"] },
+        }),
+        { title: "Probe guide", mimeType: "text/markdown" },
+        (uri, { section }) => ({
+          contents: [
+            {
+              uri: uri.href,
+              mimeType: "text/markdown",
+              text: `# Section ${String(section)}\n\n| a | b |\n|---|---|\n| 1 | 2 |`,
+            },
+          ],
+        }),
+      );
+      return server;
+    };
+    const data = await collectPageData(factory);
+    expect(data.prompts.find((p) => p.name === "zz-probe-prompt")).toEqual({
+      name: "zz-probe-prompt",
+      title: "Probe prompt",
+      description: "A prompt registered by the test",
+      arguments: [{ name: "target", description: "What to probe", required: true }],
+    });
+    expect(data.resourceTemplates.map((t) => t.uriTemplate)).toContain("contree://guide/{section}");
+    expect(data.guide.map((g) => g.uri)).toEqual(["contree://guide/zz-alpha", "contree://guide/zz-beta"]);
+    expect(data.guide[0]!.text).toContain("Section zz-alpha");
+    const html = renderPage({
+      ...data,
+      command: ["contree-mcp"],
+      backend: "cloud",
+      tokenRequired: false,
+    }).render("http://127.0.0.1:1/mcp");
+    expect(html).toContain("zz-probe-prompt");
+    expect(html).toContain("What to probe");
+    expect(html).toContain('id="prompts"');
+    expect(html).toContain('id="guide"');
+    expect(html).toContain("<h4>Section zz-alpha</h4>");
+  });
+
   test("schema types read like signatures", () => {
     expect(schemaType({ type: "string" })).toBe("string");
     expect(schemaType({ anyOf: [{ type: "boolean" }, { type: "null" }] })).toBe("boolean | null");
     expect(schemaType({ type: "array", items: { type: "string" } })).toBe("string[]");
     expect(schemaType({ enum: ["all", "any"] })).toBe('"all" | "any"');
     expect(schemaType({ type: "integer", minimum: 1, maximum: 1000 })).toBe("integer 1–1000");
+    expect(schemaType({ type: "number", exclusiveMinimum: 0, maximum: 60 })).toBe("number > 0, ≤ 60");
+    expect(schemaType({ type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER })).toBe("integer ≥ 0");
+    expect(
+      schemaType({ type: "integer", minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER }),
+    ).toBe("integer");
     expect(schemaType({ type: "object", additionalProperties: { type: "string" } })).toBe(
       "{ [key]: string }",
     );
@@ -121,8 +209,18 @@ describe("page generator", () => {
     ).toEqual([{ name: "a", type: "string", required: false, default: '"x"' }]);
   });
 
-  test("markdown covers what descriptions use", () => {
+  test("markdown covers what descriptions and guides use", () => {
     expect(markdown("a `b` **c**")).toBe("<p>a <code>b</code> <strong>c</strong></p>");
+    expect(markdown("`**x**` *y* [z](https://e.x/?a=1&b=2) [no](javascript:alert(1))")).toBe(
+      '<p><code>**x**</code> <em>y</em> <a href="https://e.x/?a=1&amp;b=2">z</a> [no](javascript:alert(1))</p>',
+    );
+    expect(markdown("# T\ntext\nmore\n## U")).toBe("<h4>T</h4>\n<p>text more</p>\n<h5>U</h5>");
+    expect(markdown("| a | `b|c` |\n|---|:--:|\n| 1 | 2 |")).toBe(
+      '<div class="table"><table><thead><tr><th>a</th><th><code>b|c</code></th></tr></thead><tbody><tr><td>1</td><td>2</td></tr></tbody></table></div>',
+    );
+    expect(markdown("text\n```sh\nx\n```\n> quoted")).toBe(
+      "<p>text</p>\n<pre><code>x</code></pre>\n<blockquote><p>quoted</p></blockquote>",
+    );
     expect(markdown("- one\n  more\n- two")).toBe("<ul><li>one more</li><li>two</li></ul>");
     expect(markdown("1. x\n2. y")).toBe("<ol><li>x</li><li>y</li></ol>");
     expect(markdown("```\na\n\nb\n```")).toBe("<pre><code>a\n\nb</code></pre>");
@@ -198,6 +296,57 @@ describe.skipIf(!existsSync(CHROMIUM))(`the page in headless Chromium (needs ${C
     await page.close();
   }, 30_000);
 
+  test("lists what an MCP client gets: every tool, resource template, prompt and guide section", async () => {
+    const client = new Client({ name: "page-test", version: "0" });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${server.port}/mcp`)));
+    const caps = client.getServerCapabilities() ?? {};
+    const tools = (await client.listTools()).tools.map((t) => t.name);
+    const templates = caps.resources
+      ? (await client.listResourceTemplates()).resourceTemplates.map((t) => t.uriTemplate)
+      : [];
+    const guide = caps.resources
+      ? (await client.listResources()).resources
+          .map((r) => r.uri)
+          .filter((u) => u.startsWith("contree://guide/"))
+      : [];
+    const prompts = caps.prompts ? (await client.listPrompts()).prompts.map((p) => p.name) : [];
+    await client.close();
+
+    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    await page.goto(`http://127.0.0.1:${server.port}/`);
+    expect(await page.locator("#tools .item h3 code").allTextContents()).toEqual(tools);
+    expect(await page.locator("#resource-templates .item h3 code").allTextContents()).toEqual(templates);
+    expect(await page.locator("#prompts .item h3 code").allTextContents()).toEqual(prompts);
+    expect(await page.locator("#guide .item summary code").allTextContents()).toEqual(guide);
+    const instructions = await page.locator("#instructions .md").textContent();
+    expect(instructions).toContain("contree_list_images");
+    // Light theme by default; nothing sticks out sideways on a wide screen either.
+    expect(await page.evaluate("getComputedStyle(document.body).backgroundColor")).toBe("rgb(251, 251, 253)");
+    expect(
+      await page.evaluate("document.documentElement.scrollWidth - window.innerWidth"),
+    ).toBeLessThanOrEqual(0);
+    await page.close();
+  }, 30_000);
+
+  test("a copy button puts the snippet on the clipboard", async () => {
+    const context = await browser.newContext({ permissions: ["clipboard-read", "clipboard-write"] });
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on("pageerror", (error) => problems.push(error.message));
+    await page.goto(`http://127.0.0.1:${server.port}/`);
+    await page.click("#tab-vscode");
+    const button = page.locator("#panel-vscode .copy").first();
+    await button.click();
+    await page.waitForFunction(`document.querySelector("#panel-vscode .copy").textContent === "Copied"`);
+    const copied = (await page.evaluate("navigator.clipboard.readText()")) as string;
+    expect(copied).toBe((await page.locator("#panel-vscode pre").first().innerText()) as string);
+    expect(JSON.parse(copied)).toEqual({
+      servers: { contree: { type: "http", url: `http://127.0.0.1:${server.port}/mcp` } },
+    });
+    expect(problems).toEqual([]);
+    await context.close();
+  }, 30_000);
+
   test("fits a phone screen in the dark theme", async () => {
     const page = await browser.newPage({ viewport: { width: 390, height: 844 }, colorScheme: "dark" });
     await page.goto(`http://127.0.0.1:${server.port}/`);
@@ -206,6 +355,13 @@ describe.skipIf(!existsSync(CHROMIUM))(`the page in headless Chromium (needs ${C
     const background = await page.evaluate("getComputedStyle(document.body).backgroundColor");
     expect(background).not.toBe("rgb(251, 251, 253)");
     await page.screenshot({ path: join(ARTIFACTS, "page-phone-dark.png") });
+    // Scrolled into the reference, the sticky filter box stays on screen and nothing covers it.
+    await page.locator("#tools .item").nth(2).scrollIntoViewIfNeeded();
+    const onTop = await page.evaluate(`(() => {
+      const box = document.getElementById("filter").getBoundingClientRect();
+      return box.top >= 0 && document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2)?.id;
+    })()`);
+    expect(onTop).toBe("filter");
     await page.close();
   }, 30_000);
 });
