@@ -8,12 +8,15 @@ import { resolveConfig } from "../../src/config.ts";
 import { createHttpHandler } from "../../src/server/http.ts";
 import { startFakeContree } from "../support/fake-contree.ts";
 
-// The MCP conformance suite (HTTP only; it needs Node 22's fs.globSync, so it runs under bun --bun) over every
-// active server scenario, with the expected failures listed and explained in test/conformance-baseline.yml.
+// The MCP conformance suite (HTTP only; it needs Node 22's fs.globSync, so it runs under bun --bun), with the
+// expected failures listed and explained in the baseline files. Two runs:
+// - @modelcontextprotocol/conformance 0.1.16 (npm `latest`): every active scenario of the 2025 revisions;
+// - its 0.2.0 pre-release, installed as the alias `conformance-2026`: the scenarios that revision 2026-07-28
+//   requires (`--requirements 2026-07-28`). Skipped, saying so, when that devDependency is not installed.
 const ROOT = join(import.meta.dir, "../..");
 const BUN = join(ROOT, "node_modules/.bin/bun");
-const CONFORMANCE = join(ROOT, "node_modules/.bin/conformance");
-const BASELINE = join(ROOT, "test/conformance-baseline.yml");
+const CONFORMANCE = join(ROOT, "node_modules/@modelcontextprotocol/conformance/dist/index.js");
+const CONFORMANCE_2026 = join(ROOT, "node_modules/conformance-2026/dist/index.js");
 
 let fake: Awaited<ReturnType<typeof startFakeContree>>;
 let dir: string;
@@ -40,38 +43,82 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test.skipIf(!existsSync(CONFORMANCE))(
-  `conformance server scenarios pass or are expected failures (needs ${CONFORMANCE})`,
+/** Runs `conformance server` and returns its exit code and its report without colours. */
+async function conformance(
+  entry: string,
+  baseline: string,
+  extra: string[],
+): Promise<{ code: number; report: string }> {
+  const proc = Bun.spawn(
+    [
+      BUN,
+      "--bun",
+      entry,
+      "server",
+      "--url",
+      `http://127.0.0.1:${server.port}/mcp`,
+      "--expected-failures",
+      join(ROOT, "test", baseline),
+      "-o",
+      join(dir, `results-${baseline}`),
+      ...extra,
+    ],
+    { cwd: dir, stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } },
+  );
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { code, report: Bun.stripANSI(out + err) };
+}
+
+/** On failure, shows the runner's summary: which scenarios failed unexpectedly, or which now pass (stale entries). */
+function expectClean({ code, report }: { code: number; report: string }): void {
+  expect({ code, summary: code === 0 ? "" : report.slice(report.indexOf("=== SUMMARY ===")) }).toEqual({
+    code: 0,
+    summary: "",
+  });
+}
+
+function expectPassed(report: string, scenarios: string[]): void {
+  for (const scenario of scenarios) {
+    expect(report).toMatch(new RegExp(`✓ ${scenario}: [1-9]\\d* passed, 0 failed`));
+  }
+}
+
+test("conformance (2025 revisions): every active server scenario passes or is an expected failure", async () => {
+  // A devDependency: missing means a broken install, which should fail rather than skip.
+  if (!existsSync(CONFORMANCE)) throw new Error(`${CONFORMANCE} is missing: run npm install`);
+  const run = await conformance(CONFORMANCE, "conformance-baseline.yml", []);
+  expectClean(run);
+  expectPassed(run.report, [
+    "server-initialize",
+    "ping",
+    "tools-list",
+    "resources-list",
+    "prompts-list",
+    "dns-rebinding-protection",
+  ]);
+}, 90_000);
+
+test.skipIf(!existsSync(CONFORMANCE_2026))(
+  `conformance (2026-07-28 requirements) passes or fails as the baseline says (needs the devDependency conformance-2026 = npm:@modelcontextprotocol/conformance@0.2.0-alpha.12)`,
   async () => {
-    const proc = Bun.spawn(
-      [
-        BUN,
-        "--bun",
-        CONFORMANCE,
-        "server",
-        "--url",
-        `http://127.0.0.1:${server.port}/mcp`,
-        "--expected-failures",
-        BASELINE,
-        "-o",
-        join(dir, "results"),
-      ],
-      { cwd: dir, stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } },
-    );
-    const [out, err, code] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
+    const run = await conformance(CONFORMANCE_2026, "conformance-baseline-2026.yml", [
+      "--requirements",
+      "2026-07-28",
     ]);
-    const report = Bun.stripANSI(out + err);
-    // On failure, show the runner's summary: which scenarios failed unexpectedly, or which now pass (stale entries).
-    expect({ code, summary: code === 0 ? "" : report.slice(report.indexOf("=== SUMMARY ===")) }).toEqual({
-      code: 0,
-      summary: "",
-    });
-    for (const scenario of ["server-initialize", "ping", "tools-list", "dns-rebinding-protection"]) {
-      expect(report).toMatch(new RegExp(`✓ ${scenario}: [1-9]\\d* passed, 0 failed`));
-    }
+    expectClean(run);
+    expectPassed(run.report, [
+      "tools-list",
+      "resources-list",
+      "prompts-list",
+      "dns-rebinding-protection",
+      "sep-2164-resource-not-found",
+      "caching",
+      "http-header-validation",
+    ]);
   },
-  60_000,
+  90_000,
 );
