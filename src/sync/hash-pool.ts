@@ -41,9 +41,10 @@ self.onmessage = (event) => {
       let size = 0;
       for (;;) {
         const n = readSync(fd, buffer, 0, buffer.length, null);
-        if (n <= 0) break;
-        hasher.update(buffer.subarray(0, n));
+        if (n > 0) hasher.update(buffer.subarray(0, n));
         size += n;
+        // A regular file reads short only at its end: no extra read just to see zero bytes.
+        if (n < buffer.length) break;
       }
       out.push({ sha256: hasher.digest("hex"), size });
     } catch (error) {
@@ -71,9 +72,11 @@ export async function hashMany(
   options: HashManyOptions = {},
 ): Promise<HashOutcome[]> {
   const bytes = files.reduce((sum, f) => sum + f.size, 0);
-  const workers = Math.min(options.workers ?? defaultWorkers(), Math.ceil(files.length / BATCH_FILES));
-  if (workers < 1 || (files.length < SMALL_FILES && bytes < SMALL_BYTES)) return hashHere(files, options);
-  return hashOnWorkers(files, workers, options);
+  if (files.length < SMALL_FILES && bytes < SMALL_BYTES) return hashHere(files, options);
+  const queue = batches(files);
+  const workers = Math.min(options.workers ?? defaultWorkers(), queue.length);
+  if (workers < 1) return hashHere(files, options);
+  return hashOnWorkers(files, queue, workers, options);
 }
 
 async function hashHere(files: readonly HashTarget[], options: HashManyOptions): Promise<HashOutcome[]> {
@@ -127,12 +130,12 @@ function batches(files: readonly HashTarget[]): Array<[number, number]> {
 
 function hashOnWorkers(
   files: readonly HashTarget[],
+  queue: ReadonlyArray<[number, number]>,
   count: number,
   options: HashManyOptions,
 ): Promise<HashOutcome[]> {
   workerUrl ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
   const url = workerUrl;
-  const queue = batches(files);
   const results: HashOutcome[] = Array.from({ length: files.length });
   const { signal } = options;
   return new Promise<HashOutcome[]>((resolve, reject) => {
@@ -188,4 +191,17 @@ function hashOnWorkers(
       feed(worker, slot);
     }
   });
+}
+
+/** SHA-256 of one file: a big one on a worker thread (a blocking read loop there beats async chunks here). */
+export async function hashOne(
+  path: string,
+  size: number,
+  signal?: AbortSignal,
+): Promise<{ sha256: string; size: number }> {
+  const [outcome] = await hashMany([{ abs: path, size }], { signal, workers: 1 });
+  if (!outcome || !("sha256" in outcome)) {
+    throw Object.assign(new Error(outcome?.message ?? "not hashed"), { code: outcome?.code ?? undefined });
+  }
+  return outcome;
 }

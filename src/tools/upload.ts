@@ -1,7 +1,8 @@
 import { statSync } from "node:fs";
 import * as z from "zod";
 import { UserError } from "../errors.ts";
-import { hashBytes, hashFile } from "../sync/hash.ts";
+import { hashBytes } from "../sync/hash.ts";
+import { hashOne } from "../sync/hash-pool.ts";
 import { localPath } from "../sync/paths.ts";
 import DESCRIPTION from "./upload.md" with { type: "text" };
 import { defineTool } from "./tool.ts";
@@ -51,7 +52,7 @@ export const upload = defineTool({
       if (!stat.isFile()) throw new UserError(`${path} is not a regular file.`);
       let hashed;
       try {
-        hashed = await hashFile(path, stat.size, call.signal);
+        hashed = await hashOne(path, stat.size, call.signal);
       } catch (error) {
         throw new UserError(
           `Cannot read ${path}: ${error instanceof Error ? error.message : String(error)}.`,

@@ -197,6 +197,27 @@ describe("rsync", () => {
     expect(textOf(result)).toContain("outside.txt");
   });
 
+  // Root reads everything, so this runs only as another user (CI does).
+  test.skipIf(process.getuid?.() === 0)(
+    "unreadable files are reported in skipped; the rest syncs",
+    async () => {
+      const root = tree("unreadable", { "ok.txt": "ok", "secret.txt": "secret", "locked/inner.txt": "x" });
+      chmodSync(join(root, "secret.txt"), 0o000);
+      chmodSync(join(root, "locked"), 0o000);
+      try {
+        const result = await session.call("rsync", { source: root, destination: "/u" });
+        expect(result.isError, textOf(result)).toBeFalsy();
+        expect(view(result).files).toBe(1);
+        expect(view(result).skipped).toEqual([
+          { path: "locked", reason: expect.stringContaining("not readable") },
+          { path: "secret.txt", reason: expect.stringContaining("permission denied") },
+        ]);
+      } finally {
+        chmodSync(join(root, "locked"), 0o755);
+      }
+    },
+  );
+
   test("a large tree sends progress notifications", async () => {
     const files: Record<string, string> = {};
     for (let i = 0; i < 300; i++) files[`f${i}.txt`] = `progress ${i}`;
