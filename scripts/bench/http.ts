@@ -2,8 +2,9 @@
 //   bun scripts/bench/http.ts [--clients 50] [--calls 100] [--era legacy|modern]
 // The server runs as its own process (`bun src/main.ts --mode http`), as in production; the clients and the fake
 // ConTree server share this one. Writes nothing; paste the printed figures into BENCHMARKS.md with the command.
+// BENCH_SERVER_FLAGS="--cpu-prof-md --cpu-prof-dir=/tmp/prof" passes bun flags to the server process, to profile it.
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -24,21 +25,38 @@ const fake = await startFakeContree();
 for (let i = 0; i < 20; i++) fake.addImage({ tag: `bench/image-${i}:1` });
 const dir = mkdtempSync(join(tmpdir(), "contree-mcp-bench-http-"));
 
-const server = Bun.spawn([process.execPath, join(import.meta.dir, "../../src/main.ts")], {
-  env: {
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    HOME: dir,
-    CONTREE_MCP_CONFIG: join(dir, "none.ini"),
-    CONTREE_MCP_MODE: "http",
-    CONTREE_MCP_HTTP_PORT: "0",
-    CONTREE_MCP_TOKEN: fake.token,
-    CONTREE_MCP_URL: fake.url,
-    CONTREE_MCP_CACHE_GENERAL: join(dir, "cache.db"),
-    CONTREE_MCP_CACHE_FILES: join(dir, "files.db"),
+const server = Bun.spawn(
+  [
+    process.execPath,
+    ...(process.env.BENCH_SERVER_FLAGS?.split(" ").filter(Boolean) ?? []),
+    join(import.meta.dir, "../../src/main.ts"),
+  ],
+  {
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: dir,
+      CONTREE_MCP_CONFIG: join(dir, "none.ini"),
+      CONTREE_MCP_MODE: "http",
+      CONTREE_MCP_HTTP_PORT: "0",
+      CONTREE_MCP_TOKEN: fake.token,
+      CONTREE_MCP_URL: fake.url,
+      CONTREE_MCP_CACHE_GENERAL: join(dir, "cache.db"),
+      CONTREE_MCP_CACHE_FILES: join(dir, "files.db"),
+    },
+    stdout: "ignore",
+    stderr: "pipe",
   },
-  stdout: "ignore",
-  stderr: "pipe",
-});
+);
+
+/** User + system CPU seconds of a process so far (Linux), to tell the server's share from the clients'. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
 
 async function listeningUrl(): Promise<string> {
   const reader = server.stderr.getReader();
@@ -83,6 +101,8 @@ async function worker(): Promise<void> {
 const started = performance.now();
 await Promise.all(Array.from({ length: clients }, worker));
 const wall = (performance.now() - started) / 1000;
+const serverCpu = cpuSeconds(server.pid);
+const benchCpu = cpuSeconds(process.pid);
 
 server.kill("SIGTERM");
 await server.exited;
@@ -97,6 +117,9 @@ console.log(`  wall        ${wall.toFixed(2)} s`);
 console.log(`  throughput  ${(latencies.length / wall).toFixed(0)} calls/s`);
 console.log(
   `  latency     p50 ${at(0.5).toFixed(1)} ms, p99 ${at(0.99).toFixed(1)} ms, max ${at(1).toFixed(1)} ms`,
+);
+console.log(
+  `  cpu         server ${serverCpu.toFixed(2)} s (${((serverCpu * 1e6) / total).toFixed(0)} µs/call), clients + fake ConTree ${benchCpu.toFixed(2)} s`,
 );
 console.log(`  errors      ${errors}`);
 for (const line of firstErrors) console.log(`    ${line}`);
