@@ -192,17 +192,35 @@ export class FileCache {
     return this.stateByKey(init.key)!;
   }
 
-  /** Replaces a state's files with exactly `files`, in one transaction. */
+  /**
+   * Makes a state hold exactly `files`, in one transaction. Only the difference from what it holds is written, so
+   * one edited file in a big tree is one row, not the whole tree again.
+   */
   replaceStateFiles(id: number, files: readonly StateFile[]): void {
-    const insert = this.db.prepare(
-      "INSERT INTO state_files (state_id, rel, sha256, uuid, mode, size) VALUES (?, ?, ?, ?, ?, ?)",
+    const remove = this.db.prepare("DELETE FROM state_files WHERE state_id = ? AND rel = ?");
+    const upsert = this.db.prepare(
+      "INSERT OR REPLACE INTO state_files (state_id, rel, sha256, uuid, mode, size) VALUES (?, ?, ?, ?, ?, ?)",
     );
     const now = Date.now();
     this.db.transaction(() => {
-      this.db.run("DELETE FROM state_files WHERE state_id = ?", [id]);
-      for (const f of files) insert.run(id, f.rel, f.sha256, f.uuid, f.mode, f.size);
+      // Read inside the transaction: another server sharing this cache may have written the state since.
+      const old = new Map(this.stateFiles(id).map((f) => [f.rel, f]));
+      for (const f of files) {
+        const was = old.get(f.rel);
+        old.delete(f.rel);
+        if (
+          was &&
+          was.sha256 === f.sha256 &&
+          was.uuid === f.uuid &&
+          was.mode === f.mode &&
+          was.size === f.size
+        )
+          continue;
+        upsert.run(id, f.rel, f.sha256, f.uuid, f.mode, f.size);
+      }
+      for (const rel of old.keys()) remove.run(id, rel);
       this.db.run("UPDATE states SET synced_at = ?, used_at = ? WHERE id = ?", [now, now, id]);
-    })();
+    }).immediate();
   }
 
   touchState(id: number): void {

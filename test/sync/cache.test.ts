@@ -57,6 +57,11 @@ describe("FileCache", () => {
     cache.replaceStateFiles(id, [stateFile("a"), stateFile("b")]);
     cache.replaceStateFiles(id, [stateFile("b"), stateFile("c")]);
     expect(cache.stateFiles(id).map((x) => x.rel)).toEqual(["b", "c"]);
+    cache.replaceStateFiles(id, [{ ...stateFile("b"), sha256: "t", uuid: "v", mode: 0o755 }, stateFile("d")]);
+    expect(cache.stateFiles(id)).toEqual([
+      { rel: "b", sha256: "t", uuid: "v", mode: 0o755, size: 1 },
+      { rel: "d", sha256: "s", uuid: "u", mode: 0o644, size: 1 },
+    ]);
   });
 
   test("blobs are per backend", () => {
