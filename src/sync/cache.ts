@@ -202,25 +202,27 @@ export class FileCache {
       "INSERT OR REPLACE INTO state_files (state_id, rel, sha256, uuid, mode, size) VALUES (?, ?, ?, ?, ?, ?)",
     );
     const now = Date.now();
-    this.db.transaction(() => {
-      // Read inside the transaction: another server sharing this cache may have written the state since.
-      const old = new Map(this.stateFiles(id).map((f) => [f.rel, f]));
-      for (const f of files) {
-        const was = old.get(f.rel);
-        old.delete(f.rel);
-        if (
-          was &&
-          was.sha256 === f.sha256 &&
-          was.uuid === f.uuid &&
-          was.mode === f.mode &&
-          was.size === f.size
-        )
-          continue;
-        upsert.run(id, f.rel, f.sha256, f.uuid, f.mode, f.size);
-      }
-      for (const rel of old.keys()) remove.run(id, rel);
-      this.db.run("UPDATE states SET synced_at = ?, used_at = ? WHERE id = ?", [now, now, id]);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        // Read inside the transaction: another server sharing this cache may have written the state since.
+        const old = new Map(this.stateFiles(id).map((f) => [f.rel, f]));
+        for (const f of files) {
+          const was = old.get(f.rel);
+          old.delete(f.rel);
+          if (
+            was &&
+            was.sha256 === f.sha256 &&
+            was.uuid === f.uuid &&
+            was.mode === f.mode &&
+            was.size === f.size
+          )
+            continue;
+          upsert.run(id, f.rel, f.sha256, f.uuid, f.mode, f.size);
+        }
+        for (const rel of old.keys()) remove.run(id, rel);
+        this.db.run("UPDATE states SET synced_at = ?, used_at = ? WHERE id = ?", [now, now, id]);
+      })
+      .immediate();
   }
 
   touchState(id: number): void {
