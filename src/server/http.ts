@@ -209,6 +209,21 @@ function hostRejection(request: Request, hosts: string[]): Response | undefined 
   return checked.ok ? undefined : jsonRpcError(403, -32000, checked.message);
 }
 
+/**
+ * Where clients reach this server, for the page's snippets: behind a reverse proxy that terminates TLS, what the
+ * proxy says in X-Forwarded-Proto/-Host, else the request's own URL. Only shown, never trusted for access.
+ */
+export function publicOrigin(request: Request): string {
+  const url = new URL(request.url);
+  const first = (name: string) => request.headers.get(name)?.split(",")[0]!.trim().toLowerCase();
+  const proto = first("x-forwarded-proto");
+  const host = first("x-forwarded-host");
+  const scheme = proto === "https" || proto === "http" ? `${proto}:` : url.protocol;
+  const authority =
+    host && /^[a-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-f:.]+\](:\d{1,5})?$/.test(host) ? host : url.host;
+  return `${scheme}//${authority}`;
+}
+
 const SECURITY_HEADERS = {
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",
@@ -303,14 +318,13 @@ export function createHttpHandler(app: App, options: HttpOptions): HttpHandler {
   }
 
   async function servePage(request: Request): Promise<Response> {
-    const url = new URL(request.url);
-    const origin = `${url.protocol}//${url.host}`;
+    const origin = publicOrigin(request);
     let html = pages.get(origin);
     if (html === undefined) {
       const built = await template.catch(() => undefined);
       if (!built) return new Response("The page could not be built; see the server log.\n", { status: 500 });
       html = built.render(`${origin}/mcp`);
-      // Host is validated, so this holds a handful of entries at most; the cap is a backstop.
+      // Host is validated, so this holds a handful of entries at most; the cap is a backstop (forwarded headers).
       if (pages.size < 32) pages.set(origin, html);
     }
     return new Response(request.method === "HEAD" ? null : html, {

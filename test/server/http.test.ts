@@ -12,6 +12,7 @@ import {
   MAX_BODY_BYTES,
   allowedHostnames,
   createHttpHandler,
+  publicOrigin,
   runHttp,
   type HttpHandler,
   type HttpOptions,
@@ -454,6 +455,39 @@ describe("safe defaults", () => {
     stalled.end();
   });
 
+  test("a malformed body gets 400 and the server goes on serving", async () => {
+    const handler = createHttpHandler(app, { listen: "127.0.0.1", port: 9452 });
+    for (const body of ["{not json", "[]", '{"jsonrpc":"2.0","id":1}', "null"]) {
+      const response = await handler.fetch(post("http://127.0.0.1:9452/mcp", {}, body));
+      expect(response.status).toBe(400);
+      await response.text();
+    }
+    const ok = await handler.fetch(post("http://127.0.0.1:9452/mcp"));
+    expect(ok.status).toBe(200);
+    await ok.text();
+    expect(handler.inflight).toBe(0);
+    await handler.close();
+  });
+
+  test("only a 2025 initialize gets an Mcp-Session-Id; it is random", async () => {
+    const handler = createHttpHandler(app, { listen: "127.0.0.1", port: 9452 });
+    const first = await handler.fetch(post("http://127.0.0.1:9452/mcp"));
+    const second = await handler.fetch(post("http://127.0.0.1:9452/mcp"));
+    const id = first.headers.get("mcp-session-id");
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(second.headers.get("mcp-session-id")).not.toBe(id);
+    const listed = await handler.fetch(
+      post(
+        "http://127.0.0.1:9452/mcp",
+        { "mcp-protocol-version": "2025-11-25", "mcp-session-id": id! },
+        JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list", params: {} }),
+      ),
+    );
+    expect(listed.status).toBe(200);
+    expect(listed.headers.has("mcp-session-id")).toBe(false);
+    await handler.close();
+  });
+
   test("the ConTree token appears in no response", async () => {
     const handler = createHttpHandler(app, { listen: "127.0.0.1", port: 9452 });
     const bodies = await Promise.all(
@@ -497,6 +531,21 @@ describe("other routes", () => {
     ).toBe(405);
     expect((await handler.fetch(new Request("http://127.0.0.1:9452/", { method: "POST" }))).status).toBe(405);
     await handler.close();
+  });
+
+  test("behind a TLS proxy, the page shows the address clients use", () => {
+    const behind = (headers: Record<string, string>) =>
+      publicOrigin(new Request("http://127.0.0.1:9452/", { headers }));
+    expect(behind({})).toBe("http://127.0.0.1:9452");
+    expect(behind({ "x-forwarded-proto": "https", "x-forwarded-host": "mcp.example.com" })).toBe(
+      "https://mcp.example.com",
+    );
+    expect(behind({ "x-forwarded-proto": "https, http", "x-forwarded-host": "a.example:8443, b" })).toBe(
+      "https://a.example:8443",
+    );
+    expect(behind({ "x-forwarded-proto": "javascript", "x-forwarded-host": '"><script>' })).toBe(
+      "http://127.0.0.1:9452",
+    );
   });
 
   test("the page lists every tool with this server's URL", async () => {
