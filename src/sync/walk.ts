@@ -78,6 +78,7 @@ export async function walkTree(root: string, options: WalkOptions): Promise<Walk
       skipped.push({ path: dir.rel || ".", reason: `directory not readable: ${errorReason(error)}` });
       continue;
     }
+    const base = dir.abs.endsWith("/") ? dir.abs : `${dir.abs}/`;
     for (const entry of entries) {
       visited += 1;
       if (visited % YIELD_EVERY === 0) {
@@ -86,7 +87,8 @@ export async function walkTree(root: string, options: WalkOptions): Promise<Walk
         await new Promise((resolve) => setImmediate(resolve));
       }
       const rel = dir.rel ? `${dir.rel}/${entry.name}` : entry.name;
-      const abs = join(dir.abs, entry.name);
+      // Concatenation, not path.join: the directory is already normal and a name holds no slash.
+      const abs = base + entry.name;
       if (entry.isDirectory()) {
         if (options.exclude(rel, true)) continue;
         stack.push({ abs, rel, chain: { real: join(dir.chain.real, entry.name), up: dir.chain } });
