@@ -58,8 +58,8 @@ interface Served {
 }
 
 /** A real Bun.serve on port 0 in front of the handler. */
-function serve(options: Partial<HttpOptions> = {}): Served {
-  const handler = createHttpHandler(app, { listen: "127.0.0.1", port: 0, ...options });
+function serve(options: Partial<HttpOptions> = {}, served: App = app): Served {
+  const handler = createHttpHandler(served, { listen: "127.0.0.1", port: 0, ...options });
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req, s) => handler.fetch(req, s) });
   opened.push({
     close: async () => {
@@ -202,6 +202,27 @@ describe("MCP over HTTP with the SDK client", () => {
       expect(seen[0]!.at).toBeLessThan(finishedAt - 2_000);
     });
   }
+
+  test("a quiet wait still sends a heartbeat: the last progress message again after 5 s", async () => {
+    // Polls 6 s apart: between them the run reports nothing new, and only the heartbeat speaks.
+    const quiet = await newApp();
+    quiet.deps.pollIntervalMs = { min: 6_000, max: 6_000 };
+    opened.push(quiet);
+    const { mcp } = serve({}, quiet);
+    const client = await connectClient(mcp);
+    const seen: { message?: string; at: number }[] = [];
+    const result = (await client.callTool(
+      { name: "contree_run", arguments: { command: "sleep 5", image: base } },
+      { onprogress: (p) => seen.push({ message: p.message, at: Date.now() }) },
+    )) as CallToolResult;
+    const finishedAt = Date.now();
+    expect((result.structuredContent as { status: string }).status).toBe("SUCCESS");
+    const repeated = seen.filter((p, i) => i > 0 && p.message === seen[i - 1]!.message);
+    expect(repeated.length).toBeGreaterThanOrEqual(1);
+    const first = seen.find((p) => p.message === repeated[0]!.message)!;
+    expect(repeated[0]!.at - first.at).toBeGreaterThanOrEqual(4_500);
+    expect(repeated[0]!.at).toBeLessThan(finishedAt - 300);
+  }, 20_000);
 
   test("several clients at once are served independently", async () => {
     const { mcp } = serve();
