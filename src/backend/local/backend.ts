@@ -7,6 +7,7 @@
 // timed out keeps what it changed as a child image like any other run. FAILED means the backend could not do the
 // work (the sandbox could not start, an import failed) and `error` says why.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BackendError } from "../../errors.ts";
@@ -101,6 +102,7 @@ export class LocalBackend implements Backend {
   readonly store: Store;
   private readonly operations: Operations;
   private readonly options: Required<LocalBackendOptions>;
+  private readonly removals = new Set<Promise<void>>();
 
   constructor(options: LocalBackendOptions) {
     this.options = {
@@ -314,8 +316,25 @@ export class LocalBackend implements Backend {
       });
       return { status: "SUCCESS", resultImage: child.uuid, result };
     } finally {
-      removeTree(workDir);
+      this.removeLater(workDir);
     }
+  }
+
+  /**
+   * Removes a finished run's work directory off the event loop: a disposable run that wrote 100 MB must not wait for
+   * their deletion before it answers. Anything left when the process dies is removed at the next start.
+   */
+  private removeLater(dir: string): void {
+    const removal = rm(dir, { recursive: true, force: true })
+      .catch(() => removeTree(dir))
+      .catch((error: unknown) => log.debug(`could not remove ${dir}: ${String(error)}`))
+      .finally(() => this.removals.delete(removal));
+    this.removals.add(removal);
+  }
+
+  /** Resolves when the work directories of finished runs are gone (close, tests). */
+  async removalsDone(): Promise<void> {
+    while (this.removals.size > 0) await Promise.all(this.removals);
   }
 
   async getOperation(id: string): Promise<Operation> {
@@ -398,6 +417,7 @@ export class LocalBackend implements Backend {
 
   async close(): Promise<void> {
     await this.operations.close();
+    await this.removalsDone();
     this.store.close();
   }
 }

@@ -1,17 +1,32 @@
 // One run: an overlayfs mount of the image's layers with a fresh upper directory, and the command in bubblewrap.
 //
-// The launcher is `unshare -m` + sh: it joins the run's cgroups, mounts the overlay in a private mount namespace and
-// execs bwrap. Without root the launcher's namespace is also a user namespace mapping us to root (see fsx.ts), bwrap
-// adds one of its own, and there are no cgroup limits. The mount lives only as long as that namespace, so nothing stays mounted if we crash, and the upper
+// As root, the overlay is mounted by us (one system call) on the run's own mount point and bwrap starts right away;
+// bwrap holds the command (--block-fd) until its first process is in the run's cgroups, so everything it starts is
+// inside the limits, and the mount is detached when the run ends (removeTree detaches what a crash left).
+//
+// Otherwise (rootless, or a layer stack whose absolute paths overflow the mount options) the launcher is
+// `unshare -m` + sh: it joins the cgroups, mounts the overlay in a private mount namespace that goes away with it,
+// and execs bwrap. Rootless, that namespace is also a user namespace mapping us to root (see fsx.ts), bwrap adds one
+// of its own, and there are no cgroup limits. The mount lives only as long as that namespace, so nothing stays mounted if we crash, and the upper
 // directory (what the run changed) stays on disk for the commit. bwrap gets new PID, IPC, UTS, network and cgroup
 // namespaces; --die-with-parent ties the sandbox to us, and killing bwrap kills its PID namespace, so a timeout ends
 // everything the command started.
-import { chmodSync, copyFileSync, lstatSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { BackendError } from "../../errors.ts";
+import { log } from "../../log.ts";
 import type { CapturedStream, ExitState } from "../types.ts";
 import { RunCgroup, type Limits } from "./cgroups.ts";
-import { MOUNT_NAMESPACE, ROOTLESS, setOwner } from "./fsx.ts";
+import { MOUNT_NAMESPACE, mountOverlay, ROOTLESS, setOwner, unmount } from "./fsx.ts";
 import { LayerView, splitPath } from "./inspect.ts";
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -80,6 +95,18 @@ export interface SandboxOutcome {
   cancelled: boolean;
   /** The sandbox could not be set up (the command never started): why. */
   setupError: string | null;
+}
+
+/** Overlay options with absolute paths (for a mount by this process), or null when they do not fit a page. */
+function absoluteOverlayOptions(
+  layersDir: string,
+  lowerIds: string[],
+  upper: string,
+  work: string,
+): string | null {
+  const lowers = lowerIds.map((id) => join(layersDir, id)).join(":");
+  const options = `lowerdir=${lowers},upperdir=${upper},workdir=${work},${OVERLAY_FEATURES}`;
+  return options.length > MAX_MOUNT_OPTIONS || /[,:\\]/.test(`${layersDir}${upper}`) ? null : options;
 }
 
 export function overlayOptions(layersDir: string, lowerIds: string[], upper?: string, work?: string): string {
@@ -182,7 +209,7 @@ function dropMountPoints(upper: string, created: string[][]): void {
   }
 }
 
-function bwrapArgs(spec: SandboxSpec, mountPoint: string, asRoot: boolean): string[] {
+function bwrapArgs(spec: SandboxSpec, mountPoint: string, asRoot: boolean, blockFd: boolean): string[] {
   const args = ["--bind", mountPoint, "/", "--proc", "/proc", "--dev", "/dev"];
   args.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try");
   if (spec.network === "none") args.push("--unshare-net");
@@ -196,7 +223,9 @@ function bwrapArgs(spec: SandboxSpec, mountPoint: string, asRoot: boolean): stri
   args.push("--die-with-parent", "--new-session", "--hostname", spec.hostname, "--clearenv");
   const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: "/root", ...spec.env };
   for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
-  args.push("--chdir", spec.cwd, "--json-status-fd", "3", "--", ...spec.argv);
+  args.push("--chdir", spec.cwd, "--json-status-fd", "3");
+  if (blockFd) args.push("--block-fd", "4");
+  args.push("--", ...spec.argv);
   return args;
 }
 
@@ -218,47 +247,106 @@ export async function runSandbox(
   const mountPoint = join(spec.workDir, "mnt");
   for (const dir of [upperDir, work, mountPoint]) mkdirSync(dir, { recursive: true, mode: 0o755 });
   const created = prepareUpper(view, upperDir, spec);
-  const options = overlayOptions(spec.layersDir, spec.lowerIds, upperDir, work);
   const asRoot = !ROOTLESS;
+  const direct = asRoot ? absoluteOverlayOptions(spec.layersDir, spec.lowerIds, upperDir, work) : null;
+  const options = direct ? "" : overlayOptions(spec.layersDir, spec.lowerIds, upperDir, work);
   const cgroup = RunCgroup.create(cgroupName, spec.limits);
   const started = performance.now();
   let timedOut = false;
   let cancelled = false;
+  let mounted = false;
+  let setupFailure: string | null = null;
   try {
-    const proc = Bun.spawn(
-      [
-        ...MOUNT_NAMESPACE,
-        "--",
-        // bwrap's --die-with-parent covers the sandbox, not bwrap itself: this makes bwrap die with us too.
-        "setpriv",
-        "--pdeathsig",
-        "KILL",
-        "--",
-        "/bin/sh",
-        "-c",
-        LAUNCHER,
-        "sh",
-        options,
-        mountPoint,
-        ...bwrapArgs(spec, mountPoint, asRoot),
-      ],
-      {
-        cwd: spec.layersDir,
-        env: { PATH: process.env.PATH ?? DEFAULT_PATH, CONTREE_CGROUPS: cgroup?.procsFiles.join(" ") ?? "" },
-        stdio: [spec.stdin ? new Blob([spec.stdin]) : "ignore", "pipe", "pipe", "pipe"],
-      },
-    );
+    const stdin = spec.stdin ? new Blob([spec.stdin]) : "ignore";
+    // bwrap's --die-with-parent covers the sandbox, not bwrap itself: setpriv makes bwrap die with us too.
+    const deathSignal = ["setpriv", "--pdeathsig", "KILL", "--"];
+    let proc: Bun.Subprocess<typeof stdin, "pipe", "pipe">;
+    const blocked = direct !== null && cgroup !== null;
+    if (direct) {
+      try {
+        mountOverlay(mountPoint, direct);
+        mounted = true;
+      } catch (error) {
+        throw new BackendError({ code: "unavailable", detail: (error as Error).message });
+      }
+      proc = Bun.spawn([...deathSignal, "bwrap", ...bwrapArgs(spec, mountPoint, asRoot, blocked)], {
+        cwd: "/",
+        env: { PATH: process.env.PATH ?? DEFAULT_PATH },
+        stdio: [stdin, "pipe", "pipe", "pipe", blocked ? "pipe" : "ignore"],
+      });
+    } else {
+      proc = Bun.spawn(
+        [
+          ...MOUNT_NAMESPACE,
+          "--",
+          ...deathSignal,
+          "/bin/sh",
+          "-c",
+          LAUNCHER,
+          "sh",
+          options,
+          mountPoint,
+          ...bwrapArgs(spec, mountPoint, asRoot, false),
+        ],
+        {
+          cwd: spec.layersDir,
+          env: {
+            PATH: process.env.PATH ?? DEFAULT_PATH,
+            CONTREE_CGROUPS: cgroup?.procsFiles.join(" ") ?? "",
+          },
+          stdio: [stdin, "pipe", "pipe", "pipe"],
+        },
+      );
+    }
     const statusFd = proc.stdio[3] as unknown as number;
-    const status = new Response(Bun.file(statusFd).stream()).text().catch(() => "");
+    // Killing bwrap alone is not enough: its child (the sandbox's pid 1) binds itself to bwrap's life only once its
+    // setup is done (and, with --block-fd, once released), so a kill before that would leave it running. So the
+    // child is killed too, which ends its whole PID namespace, and a kill that comes before bwrap has named its
+    // child waits for the name (bwrap writes it right after the clone; the fallback covers a bwrap that never does).
+    let childPid: number | null = null;
+    let stopping = false;
+    const killAll = () => {
+      stopping = true;
+      if (childPid === null && blocked) {
+        setTimeout(() => {
+          if (childPid === null) proc.kill("SIGKILL");
+        }, 2000).unref();
+        return;
+      }
+      proc.kill("SIGKILL");
+      if (childPid !== null) {
+        try {
+          process.kill(childPid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+    };
+    const onChildPid = (pid: number) => {
+      childPid = pid;
+      if (stopping) {
+        killAll();
+        return;
+      }
+      if (!blocked || !cgroup) return;
+      try {
+        for (const file of cgroup.procsFiles) writeFileSync(file, String(pid));
+        writeSync(proc.stdio[4] as unknown as number, "go");
+      } catch (error) {
+        setupFailure = `could not put the run into its cgroup: ${String(error)}`;
+        killAll();
+      }
+    };
+    const status = readStatus(statusFd, onChildPid);
     const stop = () => {
       cancelled = true;
-      proc.kill("SIGKILL");
+      killAll();
     };
     spec.signal.addEventListener("abort", stop, { once: true });
     if (spec.signal.aborted) stop();
     const timer = setTimeout(() => {
       timedOut = true;
-      proc.kill("SIGKILL");
+      killAll();
     }, spec.timeoutS * 1000);
     const [stdout, stderr] = await Promise.all([
       capture(proc.stdout, spec.keepOutputBytes),
@@ -280,6 +368,17 @@ export async function runSandbox(
     dropMountPoints(upperDir, created);
 
     const killedBySignal = proc.signalCode !== null;
+    if (setupFailure) {
+      return {
+        exit: { exitCode: null, signal: 9, timedOut: false },
+        stdout,
+        stderr,
+        resources,
+        upperDir,
+        cancelled,
+        setupError: setupFailure,
+      };
+    }
     if (!statusText.includes("child-pid") && !killedBySignal) {
       const text = new TextDecoder().decode(stderr.bytes).trim();
       return {
@@ -306,6 +405,37 @@ export async function runSandbox(
     }
     return { exit, stdout, stderr, resources, upperDir, cancelled, setupError: null };
   } finally {
+    if (mounted) {
+      try {
+        unmount(mountPoint);
+      } catch (error) {
+        // removeTree detaches it when the work directory goes
+        log.debug(String(error));
+      }
+    }
     await cgroup?.remove();
   }
+}
+
+/**
+ * Reads bwrap's JSON status lines to the end. `onChildPid` gets the sandbox's first pid as soon as bwrap reports it
+ * (bwrap writes that record with one write, so one read sees the whole number).
+ */
+async function readStatus(fd: number, onChildPid: (pid: number) => void): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = "";
+  let told = false;
+  try {
+    for await (const chunk of Bun.file(fd).stream()) {
+      text += decoder.decode(chunk, { stream: true });
+      const pid = told ? null : /"child-pid":\s*(\d+)/.exec(text);
+      if (pid) {
+        told = true;
+        onChildPid(Number(pid[1]));
+      }
+    }
+  } catch {
+    // bwrap went away: what was read is all there is
+  }
+  return text;
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { LocalBackend } from "../../../src/backend/local/backend.ts";
 import { SERVER_STOPPED } from "../../../src/backend/local/operations.ts";
 import { waitForOperation } from "../../../src/backend/wait.ts";
@@ -19,6 +19,20 @@ const hasCgroups =
   !ROOTLESS &&
   (existsSync("/sys/fs/cgroup/memory/memory.limit_in_bytes") ||
     existsSync("/sys/fs/cgroup/cgroup.controllers"));
+
+/** Processes whose command line mentions `path` (a sandbox's bwrap names its mount point). */
+function processesUnder(path: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+      if (cmdline.includes(path)) found.push(`${pid}: ${cmdline.slice(0, 200)}`);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
 
 async function untilStatus(backend: LocalBackend, id: string, status: string): Promise<void> {
   for (let i = 0; i < 500; i++) {
@@ -47,6 +61,16 @@ describe.skipIf(!canRunLocal)(`local operations ${needs}`, () => {
     // A terminal operation is left as it is.
     await fx.backend.cancelOperation(id);
     expect((await fx.backend.getOperation(id)).status).toBe("CANCELLED");
+  });
+
+  test("a cancel at any moment of the start leaves no process behind", async () => {
+    for (let round = 0; round < 12; round++) {
+      const ids = await Promise.all([1, 2].map(() => fx.backend.run(runSpec(fx.image, "sleep 100"))));
+      await Bun.sleep(round % 6);
+      for (const id of ids) await fx.backend.cancelOperation(id);
+      for (const id of ids) expect((await fx.backend.settled(id)).status).toBe("CANCELLED");
+    }
+    expect(processesUnder(fx.root)).toEqual([]);
   });
 
   test("the concurrency limit queues runs as PENDING; a queued one can be cancelled", async () => {

@@ -104,6 +104,7 @@ try {
   seen.timeout = { timedOut: slow.result?.exit.timedOut, status: slow.status };
 
   // Every run's work directory is gone, even the ones holding directories we cannot enter from outside.
+  await fx.backend.removalsDone();
   seen.leftovers = readdirSync(fx.backend.store.tmpDir).filter((name) => name.startsWith("run-"));
 } catch (error) {
   seen.error = String(error instanceof Error ? error.stack : error);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -12,7 +12,8 @@ import {
   stdoutOf,
   type LocalFixture,
 } from "./helpers.ts";
-import { ROOTLESS } from "../../../src/backend/local/fsx.ts";
+import { LocalBackend } from "../../../src/backend/local/backend.ts";
+import { removeTree, ROOTLESS } from "../../../src/backend/local/fsx.ts";
 import { NO_NETWORK_NOTE, runNotes } from "../../../src/backend/local/notes.ts";
 
 const needs = `(needs bwrap, overlayfs: ${localProblem ?? (ROOTLESS ? "available, rootless" : "available")})`;
@@ -219,39 +220,57 @@ describe.skipIf(!canRunLocal)(`local runs with network host ${needs}`, () => {
 });
 
 test("LocalBackend.check() names what is missing, or null when this machine can run it", async () => {
-  const { LocalBackend } = await import("../../../src/backend/local/backend.ts");
   const problem = await LocalBackend.check();
   if (problem === null) expect(process.platform).toBe("linux");
   else expect(problem).toContain("ConTree token");
 });
 
-test.skipIf(!canRunLocal)(`sandboxes die with the server process ${needs}`, async () => {
-  const marker = 10_000 + Math.floor(Math.random() * 50_000);
-  const dir = mkdtempSync(join(tmpdir(), "contree-orphan-"));
-  const script = join(dir, "server.ts");
-  writeFileSync(
-    script,
-    `import { openFixture, runSpec } from ${JSON.stringify(join(import.meta.dir, "helpers.ts"))};
+test.skipIf(!canRunLocal)(
+  `sandboxes die with the server process; the next start cleans up ${needs}`,
+  async () => {
+    const marker = 10_000 + Math.floor(Math.random() * 50_000);
+    const dir = mkdtempSync(join(tmpdir(), "contree-orphan-"));
+    const script = join(dir, "server.ts");
+    let root = "";
+    writeFileSync(
+      script,
+      `import { openFixture, runSpec } from ${JSON.stringify(join(import.meta.dir, "helpers.ts"))};
 const fx = await openFixture();
+console.log(fx.root);
 await fx.backend.run(runSpec(fx.image, "sleep ${marker}"));
 for (let i = 0; i < 500 && (await fx.backend.listOperations({ limit: 1, offset: 0, status: "EXECUTING" })).length === 0; i++) await Bun.sleep(10);
 await Bun.sleep(200);
 process.exit(0);
 `,
-  );
-  try {
-    const child = Bun.spawn([process.execPath, script], { stdout: "ignore", stderr: "inherit" });
-    expect(await child.exited).toBe(0);
-    let left = "";
-    for (let i = 0; i < 50; i++) {
-      left = Bun.spawnSync(["pgrep", "-f", `sleep ${marker}`])
-        .stdout.toString()
-        .trim();
-      if (!left) break;
-      await Bun.sleep(20);
+    );
+    try {
+      const child = Bun.spawn([process.execPath, script], { stdout: "pipe", stderr: "inherit" });
+      const [printed, code] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+      expect(code).toBe(0);
+      root = printed.trim();
+      let left = "";
+      for (let i = 0; i < 50; i++) {
+        left = Bun.spawnSync(["pgrep", "-f", `sleep ${marker}`])
+          .stdout.toString()
+          .trim();
+        if (!left) break;
+        await Bun.sleep(20);
+      }
+      expect(left).toBe("");
+      // The next server on that root finds the dead server's work: its run is FAILED, its mount and files are gone.
+      const mountedUnder = () =>
+        readFileSync("/proc/self/mountinfo", "utf8")
+          .split("\n")
+          .filter((line) => line.split(" ")[4]?.startsWith(`${root}/`));
+      const next = new LocalBackend({ root, network: "none" });
+      const [op] = await next.listOperations({ limit: 1, offset: 0 });
+      expect(op?.status).toBe("FAILED");
+      expect(mountedUnder()).toEqual([]);
+      expect(readdirSync(join(root, "tmp"))).toHaveLength(1);
+      await next.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      if (root) removeTree(root);
     }
-    expect(left).toBe("");
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  },
+);
