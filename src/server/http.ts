@@ -159,6 +159,12 @@ function envelope(body: Uint8Array): Envelope {
   };
 }
 
+/** The session id a client sent, when it is one: visible ASCII, as the spec says, and not absurdly long. */
+function sessionOf(request: Request): string | undefined {
+  const value = request.headers.get(SESSION_HEADER);
+  return value && /^[\x21-\x7e]{1,128}$/.test(value) ? value : undefined;
+}
+
 function callKey(session: string, id: string | number): string {
   return `${session} ${JSON.stringify(id)}`;
 }
@@ -274,7 +280,7 @@ export function createHttpHandler(app: App, options: HttpOptions): HttpHandler {
     let forward = request;
     let message: Envelope = {};
     let call: { key: string; controller: AbortController } | undefined;
-    const session = request.headers.get(SESSION_HEADER)?.slice(0, 128);
+    const session = sessionOf(request);
     if (request.method === "POST") {
       const declared = Number(request.headers.get("content-length") ?? "0");
       const body = declared > MAX_BODY_BYTES ? "too-large" : await readBounded(request, MAX_BODY_BYTES);
