@@ -36,11 +36,11 @@ import { publicImage, Store, type ImageRow } from "./store.ts";
 export interface LocalBackendOptions {
   root: string;
   network: "none" | "host";
-  /** Runs and imports at once; the rest wait as PENDING. */
+  /** Runs and imports at once; the rest wait as PENDING. Default (and 0): two per CPU, at least 2. */
   maxConcurrent?: number;
-  /** Per-run memory limit where cgroups allow it. */
+  /** Per-run memory limit where cgroups allow it. Default 2 GiB; 0 = none. */
   memoryLimitBytes?: number;
-  /** Per-run process limit where cgroups allow it. */
+  /** Per-run process limit where cgroups allow it. Default 1024; 0 = none. */
   pidsLimit?: number;
 }
 
@@ -106,10 +106,10 @@ export class LocalBackend implements Backend {
 
   constructor(options: LocalBackendOptions) {
     this.options = {
-      maxConcurrent: Math.max(2, (navigator.hardwareConcurrency ?? 2) * 2),
-      memoryLimitBytes: DEFAULT_MEMORY_LIMIT,
-      pidsLimit: DEFAULT_PIDS_LIMIT,
       ...options,
+      maxConcurrent: options.maxConcurrent || Math.max(2, (navigator.hardwareConcurrency ?? 2) * 2),
+      memoryLimitBytes: options.memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT,
+      pidsLimit: options.pidsLimit ?? DEFAULT_PIDS_LIMIT,
     };
     this.store = new Store(options.root);
     this.operations = new Operations(this.store, this.options.maxConcurrent);

@@ -7,8 +7,14 @@ import { log } from "../../log.ts";
 const GROUP = "contree-mcp";
 
 export interface Limits {
+  /** 0 or less: no memory limit. */
   memoryBytes: number;
+  /** 0 or less: no process limit. */
   pids: number;
+}
+
+function limitValue(value: number, unlimited: string): string {
+  return value > 0 ? String(Math.floor(value)) : unlimited;
 }
 
 type Layout = { version: 1; memory: string; pids: string } | { version: 2; root: string };
@@ -74,11 +80,11 @@ export class RunCgroup {
         const pids = join(found.pids, GROUP, name);
         mkdirSync(memory, { recursive: true });
         mkdirSync(pids, { recursive: true });
-        writeFileSync(join(memory, "memory.limit_in_bytes"), String(limits.memoryBytes));
+        writeFileSync(join(memory, "memory.limit_in_bytes"), limitValue(limits.memoryBytes, "-1"));
         // Without this a run could swap past its limit on a machine that has swap.
         const memsw = join(memory, "memory.memsw.limit_in_bytes");
-        if (existsSync(memsw)) writeFileSync(memsw, String(limits.memoryBytes));
-        writeFileSync(join(pids, "pids.max"), String(limits.pids));
+        if (existsSync(memsw)) writeFileSync(memsw, limitValue(limits.memoryBytes, "-1"));
+        writeFileSync(join(pids, "pids.max"), limitValue(limits.pids, "max"));
         return new RunCgroup(1, [memory, pids]);
       }
       const parent = join(found.root, GROUP);
@@ -89,9 +95,9 @@ export class RunCgroup {
       }
       const dir = join(parent, name);
       mkdirSync(dir);
-      writeFileSync(join(dir, "memory.max"), String(limits.memoryBytes));
+      writeFileSync(join(dir, "memory.max"), limitValue(limits.memoryBytes, "max"));
       if (existsSync(join(dir, "memory.swap.max"))) writeFileSync(join(dir, "memory.swap.max"), "0");
-      writeFileSync(join(dir, "pids.max"), String(limits.pids));
+      writeFileSync(join(dir, "pids.max"), limitValue(limits.pids, "max"));
       return new RunCgroup(2, [dir]);
     } catch (error) {
       log.debug(`cgroup setup failed, running without limits: ${String(error)}`);
