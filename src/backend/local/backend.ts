@@ -113,7 +113,7 @@ export class LocalBackend implements Backend {
     };
     this.store = new Store(options.root);
     this.operations = new Operations(this.store, this.options.maxConcurrent);
-    this.description = `local sandboxes (bubblewrap + overlayfs${ROOTLESS ? ", rootless: one owner, no memory or process limits" : ""}) in ${options.root}, network ${options.network}`;
+    this.description = `local sandboxes (bubblewrap + overlayfs${ROOTLESS ? ", rootless: one owner, a process limit but no memory limit" : ""}) in ${options.root}, network ${options.network}`;
   }
 
   /** null when this machine can run local sandboxes; otherwise one message saying what is missing. */

@@ -4,7 +4,8 @@
 // Also the two ways the store works. As root, layers keep every owner, and overlayfs's attributes are trusted.*.
 // Without root (rootless), overlayfs is mounted in a user namespace that maps only our own uid to root. It keeps its
 // attributes under user.* (mount option userxattr), and every file belongs to us, which the sandbox sees as root.
-// Image owners other than root are not kept then. Whiteouts need no privilege (Linux 5.8+).
+// Image owners other than root are not kept then, and without cgroups a run gets a process limit (RLIMIT_NPROC) but
+// no memory limit. Whiteouts need no privilege (Linux 5.8+).
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
 import { lchownSync, readFileSync, rmSync, type Stats } from "node:fs";
 import { constants } from "node:os";

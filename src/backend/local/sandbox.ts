@@ -7,10 +7,11 @@
 // Otherwise (rootless, or a layer stack whose absolute paths overflow the mount options) the launcher is
 // `unshare -m` + sh: it joins the cgroups, mounts the overlay in a private mount namespace that goes away with it,
 // and execs bwrap. Rootless, that namespace is also a user namespace mapping us to root (see fsx.ts), bwrap adds one
-// of its own, and there are no cgroup limits. The mount lives only as long as that namespace, so nothing stays mounted if we crash, and the upper
-// directory (what the run changed) stays on disk for the commit. bwrap gets new PID, IPC, UTS, network and cgroup
-// namespaces; --die-with-parent ties the sandbox to us, and killing bwrap kills its PID namespace, so a timeout ends
-// everything the command started.
+// of its own, and there are no cgroups (only a process limit, see rootlessProcessLimit).
+//
+// Either way the upper directory (what the run changed) stays on disk for the commit. bwrap gets new PID, IPC, UTS,
+// network and cgroup namespaces; --die-with-parent ties the sandbox to us, and a timeout or cancel kills bwrap and
+// the sandbox's pid 1, which ends everything the command started.
 import {
   chmodSync,
   copyFileSync,
@@ -122,6 +123,15 @@ export function overlayOptions(layersDir: string, lowerIds: string[], upper?: st
     });
   }
   return options;
+}
+
+/**
+ * Rootless there are no cgroups to count a run's processes, but RLIMIT_NPROC does: since Linux 5.14 it is counted
+ * per user namespace, and bwrap gives the sandbox a fresh one, so the limit holds for the sandbox's processes alone.
+ */
+function rootlessProcessLimit(pids: number): string[] {
+  if (!ROOTLESS || pids <= 0 || !Bun.which("prlimit")) return [];
+  return ["prlimit", `--nproc=${Math.floor(pids)}`, "--"];
 }
 
 /** Keeps the first `keep` bytes of a stream and counts the rest. */
@@ -279,6 +289,7 @@ export async function runSandbox(
         [
           ...MOUNT_NAMESPACE,
           "--",
+          ...rootlessProcessLimit(spec.limits.pids),
           ...deathSignal,
           "/bin/sh",
           "-c",

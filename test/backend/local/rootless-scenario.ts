@@ -18,7 +18,7 @@ if (seen.check !== null) {
   process.exit(0);
 }
 
-const fx = await openFixture();
+const fx = await openFixture({ pidsLimit: 32 });
 const layout = mkdtempSync(join(tmpdir(), "contree-rootless-layout-"));
 const out = (op: Operation) => ({
   status: op.status,
@@ -98,6 +98,17 @@ try {
     lines: stdoutOf(await runToEnd(fx.backend, link, "wc -l < /root/log")).trim(),
     depth: fx.backend.store.getImageRow(link)!.layers.length,
   };
+
+  // A fork bomb meets the process limit (RLIMIT_NPROC in the sandbox's user namespace), and the backend carries on.
+  const bomb = await runToEnd(
+    fx.backend,
+    fx.image,
+    "for i in $(seq 100); do sleep 2 & done; wait; echo done",
+    {
+      timeoutS: 20,
+    },
+  );
+  seen.forkBomb = { status: bomb.status, limited: /fork|resource/i.test(stderrOf(bomb)) };
 
   // Timeouts kill everything the command started.
   const slow = await runToEnd(fx.backend, fx.image, "sleep 100 & sleep 100", { timeoutS: 1 });

@@ -99,13 +99,14 @@ describe.skipIf(skipReason !== null)(
       expect(seen.readFile).toBe("fresh\n");
     });
 
-    test("injected files, the network note, flattening, timeouts, and no work directory left", () => {
+    test("injected files, the network note, flattening, process limit, timeouts, no work directory left", () => {
       if (seen.check !== null) return;
       expect(seen.injected).toMatchObject({ stdout: "tool ran as 0\n" });
       expect(seen.offline).toEqual({ exitCode: 1, notes: [NO_NETWORK_NOTE] });
       expect(seen.chain).toMatchObject({ lines: "36" });
       expect((seen.chain as { depth: number }).depth).toBeLessThanOrEqual(32);
       expect(seen.timeout).toEqual({ timedOut: true, status: "SUCCESS" });
+      expect(seen.forkBomb).toEqual({ status: "SUCCESS", limited: true });
       expect(seen.leftovers).toEqual([]);
       expect(seen.closeError).toBeUndefined();
     });
