@@ -82,6 +82,26 @@ describe.skipIf(!canRunLocal)(`import from local OCI sources ${needs}`, () => {
     expect(fx.backend.store.db.query("SELECT count(*) AS n FROM layers").get()).toEqual(layers);
   });
 
+  test("busybox-oci.sh (the README's offline image) imports as oci-layout and oci-archive and runs", async () => {
+    const layout = join(dir, "busybox");
+    const made = Bun.spawnSync(["sh", join(import.meta.dir, "busybox-oci.sh"), layout], { stderr: "pipe" });
+    expect(made.stderr.toString()).toBe("");
+    expect(made.exitCode).toBe(0);
+    const op = await importToEnd(fx, { registryUrl: `oci-layout:${layout}:latest`, tag: "busybox:offline" });
+    expect(op.error).toBeNull();
+    const ran = await runToEnd(
+      fx.backend,
+      op.resultImage!,
+      "echo hi from $(hostname); ls -ld /tmp | cut -c1-10",
+    );
+    expect(stdoutOf(ran)).toBe("hi from linuxkit\ndrwxrwxrwt\n");
+    const archive = join(dir, "busybox.tar");
+    expect(Bun.spawnSync(["tar", "-C", layout, "-cf", archive, "."]).exitCode).toBe(0);
+    const again = await importToEnd(fx, { registryUrl: `oci-archive:${archive}` });
+    // The same manifest: the same image, found again rather than stored twice.
+    expect(again.resultImage).toBe(op.resultImage);
+  });
+
   test("oci-archive:/file.tar and a missing tag", async () => {
     const layout = join(dir, "layout2");
     await writeLayout(layout);
