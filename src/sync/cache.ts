@@ -1,11 +1,12 @@
 import type { Database } from "bun:sqlite";
 import { openCache, type Schema } from "../cache/sqlite.ts";
+import { sameStateFile } from "./plan.ts";
 
 // What a sync remembers: the content hash of each local file by its (size, mtime, inode, mode), which blobs a
 // backend already holds, and each directory state (a source tree placed at a destination) with exactly its files.
 // States and blobs are per backend: a file uuid from one backend means nothing to another.
 const SCHEMA: Schema = {
-  version: 1,
+  version: 2,
   create: `
     CREATE TABLE local_files (
       path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ms REAL NOT NULL, ino INTEGER NOT NULL,
@@ -17,13 +18,26 @@ const SCHEMA: Schema = {
     ) WITHOUT ROWID;
     CREATE TABLE states (
       id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, backend TEXT NOT NULL, source TEXT NOT NULL,
-      destination TEXT NOT NULL, excludes TEXT NOT NULL, synced_at INTEGER NOT NULL, used_at INTEGER NOT NULL
+      destination TEXT NOT NULL, excludes TEXT NOT NULL, synced_at INTEGER NOT NULL, used_at INTEGER NOT NULL,
+      blobs_checked_at INTEGER NOT NULL DEFAULT 0
     );
     CREATE TABLE state_files (
       state_id INTEGER NOT NULL, rel TEXT NOT NULL, sha256 TEXT NOT NULL, uuid TEXT NOT NULL, mode INTEGER NOT NULL,
-      size INTEGER NOT NULL, PRIMARY KEY (state_id, rel)
+      size INTEGER NOT NULL, mtime_ms REAL NOT NULL, ino INTEGER NOT NULL, PRIMARY KEY (state_id, rel)
     ) WITHOUT ROWID;
   `,
+  // Version 2 keeps each state file's look (mtime, inode) and when the state's blobs were last confirmed, so that a
+  // resync of an unchanged tree is one query. Old rows get a look that never matches and a confirmation long past;
+  // the next sync finds their hashes in local_files, asks the backend once, and writes both.
+  migrate(db, from) {
+    if (from !== 1) return false;
+    db.exec(`
+      ALTER TABLE state_files ADD COLUMN mtime_ms REAL NOT NULL DEFAULT -1;
+      ALTER TABLE state_files ADD COLUMN ino INTEGER NOT NULL DEFAULT -1;
+      ALTER TABLE states ADD COLUMN blobs_checked_at INTEGER NOT NULL DEFAULT 0;
+    `);
+    return true;
+  },
 };
 
 /** How a file looked when it was last hashed; the same look means the same content. */
@@ -36,13 +50,20 @@ export interface KnownFile {
   sha256: string;
 }
 
+/** A file of a directory state: where it goes, its content, and how the local file looked when it was hashed. */
 export interface StateFile {
   rel: string;
   sha256: string;
   uuid: string;
+  /** Permission bits placed in the sandbox (0o777). */
   mode: number;
   size: number;
+  mtimeMs: number;
+  ino: number;
 }
+
+/** How a state's file looked locally: [rel, size, mtimeMs, ino, mode]. Arrays, for speed on big trees. */
+export type StateLook = [string, number, number, number, number];
 
 export interface DirectoryState {
   id: number;
@@ -51,6 +72,8 @@ export interface DirectoryState {
   destination: string;
   excludes: string[];
   syncedAt: number;
+  /** The backend confirmed every blob of the state at this time or later (ms since the epoch). */
+  blobsCheckedAt: number;
 }
 
 /** A used row is touched at most this often, so a no-change resync writes nothing per file. */
@@ -92,6 +115,18 @@ export class FileCache {
       known.set(path, { path, size, mtimeMs, ino, mode, sha256 });
     }
     return known;
+  }
+
+  /** One known file; for the few files a state does not already know. */
+  knownFile(path: string): KnownFile | null {
+    const row = this.db
+      .query<unknown, [string]>(
+        "SELECT path, size, mtime_ms, ino, mode, sha256 FROM local_files WHERE path = ?",
+      )
+      .values(path)[0] as [string, number, number, number, number, string] | undefined;
+    if (!row) return null;
+    const [, size, mtimeMs, ino, mode, sha256] = row;
+    return { path, size, mtimeMs, ino, mode, sha256 };
   }
 
   rememberFiles(files: readonly KnownFile[]): void {
@@ -152,10 +187,27 @@ export class FileCache {
   stateFiles(id: number): StateFile[] {
     const rows = this.db
       .query<unknown, [number]>(
-        "SELECT rel, sha256, uuid, mode, size FROM state_files WHERE state_id = ? ORDER BY rel",
+        "SELECT rel, sha256, uuid, mode, size, mtime_ms, ino FROM state_files WHERE state_id = ? ORDER BY rel",
       )
-      .values(id) as Array<[string, string, string, number, number]>;
-    return rows.map(([rel, sha256, uuid, mode, size]) => ({ rel, sha256, uuid, mode, size }));
+      .values(id) as Array<[string, string, string, number, number, number, number]>;
+    return rows.map(([rel, sha256, uuid, mode, size, mtimeMs, ino]) => ({
+      rel,
+      sha256,
+      uuid,
+      mode,
+      size,
+      mtimeMs,
+      ino,
+    }));
+  }
+
+  /** Each file's look, ordered by rel: all a resync needs to see that nothing changed. */
+  stateLooks(id: number): StateLook[] {
+    return this.db
+      .query<unknown, [number]>(
+        "SELECT rel, size, mtime_ms, ino, mode FROM state_files WHERE state_id = ? ORDER BY rel",
+      )
+      .values(id) as StateLook[];
   }
 
   /**
@@ -168,21 +220,25 @@ export class FileCache {
   ): { files: StateFile[]; blobs: Map<string, { uuid: string; checkedAt: number }> } {
     const rows = this.db
       .query<unknown, [string, number]>(
-        `SELECT f.rel, f.sha256, f.uuid, f.mode, f.size, b.uuid, b.checked_at FROM state_files f
+        `SELECT f.rel, f.sha256, f.uuid, f.mode, f.size, f.mtime_ms, f.ino, b.uuid, b.checked_at FROM state_files f
          LEFT JOIN blobs b ON b.backend = ? AND b.sha256 = f.sha256 WHERE f.state_id = ? ORDER BY f.rel`,
       )
-      .values(backend, id) as Array<[string, string, string, number, number, string | null, number | null]>;
+      .values(backend, id) as Array<
+      [string, string, string, number, number, number, number, string | null, number | null]
+    >;
     const files: StateFile[] = [];
     const blobs = new Map<string, { uuid: string; checkedAt: number }>();
-    for (const [rel, sha256, uuid, mode, size, blobUuid, checkedAt] of rows) {
-      files.push({ rel, sha256, uuid, mode, size });
+    for (const [rel, sha256, uuid, mode, size, mtimeMs, ino, blobUuid, checkedAt] of rows) {
+      files.push({ rel, sha256, uuid, mode, size, mtimeMs, ino });
       if (blobUuid !== null && checkedAt !== null) blobs.set(sha256, { uuid: blobUuid, checkedAt });
     }
     return { files, blobs };
   }
 
   /** Creates the state for `key`, or returns the one already there: the same tree and destination keep their id. */
-  ensureState(init: Omit<DirectoryState, "id" | "syncedAt"> & { key: string }): DirectoryState {
+  ensureState(
+    init: Omit<DirectoryState, "id" | "syncedAt" | "blobsCheckedAt"> & { key: string },
+  ): DirectoryState {
     const now = Date.now();
     this.db.run(
       `INSERT INTO states (key, backend, source, destination, excludes, synced_at, used_at) VALUES (?, ?, ?, ?, ?, 0, ?)
@@ -196,10 +252,11 @@ export class FileCache {
    * Makes a state hold exactly `files`, in one transaction. Only the difference from what it holds is written, so
    * one edited file in a big tree is one row, not the whole tree again.
    */
-  replaceStateFiles(id: number, files: readonly StateFile[]): void {
+  replaceStateFiles(id: number, files: readonly StateFile[], blobsCheckedAt: number): void {
     const remove = this.db.prepare("DELETE FROM state_files WHERE state_id = ? AND rel = ?");
     const upsert = this.db.prepare(
-      "INSERT OR REPLACE INTO state_files (state_id, rel, sha256, uuid, mode, size) VALUES (?, ?, ?, ?, ?, ?)",
+      `INSERT OR REPLACE INTO state_files (state_id, rel, sha256, uuid, mode, size, mtime_ms, ino)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const now = Date.now();
     this.db
@@ -209,25 +266,27 @@ export class FileCache {
         for (const f of files) {
           const was = old.get(f.rel);
           old.delete(f.rel);
-          if (
-            was &&
-            was.sha256 === f.sha256 &&
-            was.uuid === f.uuid &&
-            was.mode === f.mode &&
-            was.size === f.size
-          )
-            continue;
-          upsert.run(id, f.rel, f.sha256, f.uuid, f.mode, f.size);
+          if (was && sameStateFile(was, f)) continue;
+          upsert.run(id, f.rel, f.sha256, f.uuid, f.mode, f.size, f.mtimeMs, f.ino);
         }
         for (const rel of old.keys()) remove.run(id, rel);
-        this.db.run("UPDATE states SET synced_at = ?, used_at = ? WHERE id = ?", [now, now, id]);
+        this.db.run("UPDATE states SET synced_at = ?, used_at = ?, blobs_checked_at = ? WHERE id = ?", [
+          now,
+          now,
+          blobsCheckedAt,
+          id,
+        ]);
       })
       .immediate();
   }
 
-  touchState(id: number): void {
+  /** Marks a state synced now; `blobsCheckedAt` when its blobs were confirmed again. */
+  touchState(id: number, blobsCheckedAt?: number): void {
     const now = Date.now();
-    this.db.run("UPDATE states SET synced_at = ?, used_at = ? WHERE id = ?", [now, now, id]);
+    this.db.run(
+      "UPDATE states SET synced_at = ?, used_at = ?, blobs_checked_at = COALESCE(?, blobs_checked_at) WHERE id = ?",
+      [now, now, blobsCheckedAt ?? null, id],
+    );
   }
 
   prune(): void {
@@ -257,6 +316,7 @@ interface StateRow {
   excludes: string;
   synced_at: number;
   used_at: number;
+  blobs_checked_at: number;
 }
 
 function toState(row: StateRow): DirectoryState {
@@ -267,5 +327,6 @@ function toState(row: StateRow): DirectoryState {
     destination: row.destination,
     excludes: JSON.parse(row.excludes) as string[],
     syncedAt: row.synced_at,
+    blobsCheckedAt: row.blobs_checked_at,
   };
 }

@@ -6,12 +6,14 @@ import { compileExcludes } from "./exclude.ts";
 import { hashFile, mapLimit } from "./hash.ts";
 import { hashMany, type HashOutcome } from "./hash-pool.ts";
 import { localPath } from "./paths.ts";
-import { planHashing, sameStateFiles, stateKey } from "./plan.ts";
+import { planHashing, sameLook, sameLooks, sameStateFiles, stateKey } from "./plan.ts";
 import { TooManyFiles, walkTree, type LocalFile, type Skipped } from "./walk.ts";
 
 /** A blob the backend confirmed longer ago than this is asked about again before a state relies on it. */
 const REVALIDATE_MS = 86_400_000;
 const PROGRESS_EVERY_MS = 500;
+/** Past this many files a state does not know, their cache rows are read in one range query, not one by one. */
+const BULK_LOOKUP = 500;
 export const MAX_FILES = 200_000;
 
 export interface SyncRequest {
@@ -142,10 +144,6 @@ async function syncLocked(request: SyncRequest, key: string): Promise<SyncResult
   }
   const walkedAt = performance.now();
   const skipped = [...walked.skipped];
-  const previous = cache.stateByKey(key);
-  const before = previous
-    ? cache.stateFilesAndBlobs(previous.id, backendKey)
-    : { files: [], blobs: new Map<string, { uuid: string; checkedAt: number }>() };
   if (walked.files.length === 0) {
     const why = request.excludes.length ? ` after excludes ${JSON.stringify(request.excludes)}` : "";
     throw new UserError(
@@ -159,8 +157,48 @@ async function syncLocked(request: SyncRequest, key: string): Promise<SyncResult
       }. Check the source path and the exclude patterns.`,
     );
   }
+  const previous = cache.stateByKey(key);
+  skipped.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 
-  const plan = planHashing(walked.files, cache.knownFiles(request.source));
+  // The common case, a resync of a tree that has not changed: every file looks as the state recorded it and the
+  // backend confirmed every blob recently. One query over the state, no hashing, no per-file lookup.
+  if (
+    previous &&
+    sameLooks(cache.stateLooks(previous.id), walked.files) &&
+    Date.now() - previous.blobsCheckedAt < REVALIDATE_MS
+  ) {
+    cache.touchState(previous.id);
+    const checkedAt = performance.now();
+    return {
+      stateId: previous.id,
+      files: walked.files.length,
+      hashed: 0,
+      uploaded: 0,
+      reused: walked.files.length,
+      bytesUploaded: 0,
+      skipped,
+      changed: false,
+      timings: {
+        walk: walkedAt - started,
+        hash: checkedAt - walkedAt,
+        upload: 0,
+        total: checkedAt - started,
+      },
+    };
+  }
+
+  const before = previous
+    ? cache.stateFilesAndBlobs(previous.id, backendKey)
+    : { files: [], blobs: new Map<string, { uuid: string; checkedAt: number }>() };
+  const stateByRel = new Map(before.files.map((f) => [f.rel, f]));
+  // What a state does not know (a new tree, new files) may be known from another sync of the same files.
+  const unknown = walked.files.filter((f) => !stateByRel.has(f.rel)).length;
+  const knownByPath = unknown > BULK_LOOKUP ? cache.knownFiles(request.source) : null;
+  const plan = planHashing(walked.files, (file) => {
+    const inState = stateByRel.get(file.rel);
+    if (inState && sameLook(inState, file)) return inState;
+    return knownByPath ? knownByPath.get(file.abs) : cache.knownFile(file.abs);
+  });
   const hashes = new Map<LocalFile, string>();
   for (const { file, sha256 } of plan.unchanged) hashes.set(file, sha256);
 
@@ -207,10 +245,16 @@ async function syncLocked(request: SyncRequest, key: string): Promise<SyncResult
   const uuids = new Map<string, string>();
   const unresolved: string[] = [];
   const now = Date.now();
+  // The oldest confirmation the state relies on: a resync trusts the whole state until it is a day old.
+  let blobsCheckedAt = now;
   for (const sha of bySha.keys()) {
     const blob = before.blobs.get(sha) ?? cache.blob(backendKey, sha);
-    if (blob && now - blob.checkedAt < REVALIDATE_MS) uuids.set(sha, blob.uuid);
-    else unresolved.push(sha);
+    if (blob && now - blob.checkedAt < REVALIDATE_MS) {
+      uuids.set(sha, blob.uuid);
+      blobsCheckedAt = Math.min(blobsCheckedAt, blob.checkedAt);
+    } else {
+      unresolved.push(sha);
+    }
   }
 
   let uploaded = 0;
@@ -259,6 +303,8 @@ async function syncLocked(request: SyncRequest, key: string): Promise<SyncResult
       uuid: uuids.get(sha)!,
       mode: file.mode & 0o777,
       size: file.size,
+      mtimeMs: file.mtimeMs,
+      ino: file.ino,
     });
   }
   if (stateFiles.length === 0) {
@@ -277,8 +323,8 @@ async function syncLocked(request: SyncRequest, key: string): Promise<SyncResult
     excludes: request.excludes,
   });
   const changed = state.id !== previous?.id || !sameStateFiles(before.files, stateFiles);
-  if (changed) cache.replaceStateFiles(state.id, stateFiles);
-  else cache.touchState(state.id);
+  if (changed) cache.replaceStateFiles(state.id, stateFiles, blobsCheckedAt);
+  else cache.touchState(state.id, blobsCheckedAt);
   skipped.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return {
     stateId: state.id,

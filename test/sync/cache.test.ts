@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Database } from "bun:sqlite";
 import { FileCache, type StateFile } from "../../src/sync/cache.ts";
 
 let dir: string;
@@ -25,7 +26,15 @@ const file = (path: string, sha256 = "a".repeat(64)) => ({
   sha256,
 });
 
-const stateFile = (rel: string): StateFile => ({ rel, sha256: "s", uuid: "u", mode: 0o644, size: 1 });
+const stateFile = (rel: string): StateFile => ({
+  rel,
+  sha256: "s",
+  uuid: "u",
+  mode: 0o644,
+  size: 1,
+  mtimeMs: 2.5,
+  ino: 3,
+});
 
 describe("FileCache", () => {
   test("knownFiles returns the root and what lies under it, not neighbours with the same prefix", () => {
@@ -54,14 +63,63 @@ describe("FileCache", () => {
       destination: "/d",
       excludes: [],
     });
-    cache.replaceStateFiles(id, [stateFile("a"), stateFile("b")]);
-    cache.replaceStateFiles(id, [stateFile("b"), stateFile("c")]);
+    cache.replaceStateFiles(id, [stateFile("a"), stateFile("b")], 1);
+    cache.replaceStateFiles(id, [stateFile("b"), stateFile("c")], 1);
     expect(cache.stateFiles(id).map((x) => x.rel)).toEqual(["b", "c"]);
-    cache.replaceStateFiles(id, [{ ...stateFile("b"), sha256: "t", uuid: "v", mode: 0o755 }, stateFile("d")]);
+    cache.replaceStateFiles(
+      id,
+      [{ ...stateFile("b"), sha256: "t", uuid: "v", mode: 0o755 }, stateFile("d")],
+      1,
+    );
     expect(cache.stateFiles(id)).toEqual([
-      { rel: "b", sha256: "t", uuid: "v", mode: 0o755, size: 1 },
-      { rel: "d", sha256: "s", uuid: "u", mode: 0o644, size: 1 },
+      { ...stateFile("b"), sha256: "t", uuid: "v", mode: 0o755 },
+      stateFile("d"),
     ]);
+    expect(cache.stateLooks(id)).toEqual([
+      ["b", 1, 2.5, 3, 0o755],
+      ["d", 1, 2.5, 3, 0o644],
+    ]);
+  });
+
+  test("a state remembers when its blobs were last confirmed", () => {
+    const { id, blobsCheckedAt } = cache.ensureState({
+      key: "k",
+      backend: "b",
+      source: "/s",
+      destination: "/d",
+      excludes: [],
+    });
+    expect(blobsCheckedAt).toBe(0);
+    cache.replaceStateFiles(id, [stateFile("a")], 1234);
+    expect(cache.stateByKey("k")?.blobsCheckedAt).toBe(1234);
+    cache.touchState(id);
+    expect(cache.stateByKey("k")?.blobsCheckedAt).toBe(1234);
+    cache.touchState(id, 5678);
+    expect(cache.stateByKey("k")?.blobsCheckedAt).toBe(5678);
+  });
+
+  test("a version 1 cache is migrated: its state files get a look that never matches", () => {
+    const { id } = cache.ensureState({
+      key: "k",
+      backend: "b",
+      source: "/s",
+      destination: "/d",
+      excludes: [],
+    });
+    cache.replaceStateFiles(id, [stateFile("a")], 1);
+    cache.close();
+    const path = join(dir, "files.db");
+    const old = new Database(path);
+    old.exec(`
+      ALTER TABLE state_files DROP COLUMN mtime_ms;
+      ALTER TABLE state_files DROP COLUMN ino;
+      ALTER TABLE states DROP COLUMN blobs_checked_at;
+      PRAGMA user_version = 1;
+    `);
+    old.close();
+    cache = new FileCache(path);
+    expect(cache.stateFiles(id)).toEqual([{ ...stateFile("a"), mtimeMs: -1, ino: -1 }]);
+    expect(cache.stateByKey("k")?.blobsCheckedAt).toBe(0);
   });
 
   test("blobs are per backend", () => {

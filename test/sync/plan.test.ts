@@ -2,10 +2,12 @@ import { describe, expect, test } from "bun:test";
 import {
   normaliseDestination,
   planHashing,
+  sameLooks,
   sameStateFiles,
   stateKey,
   targetPath,
 } from "../../src/sync/plan.ts";
+import type { StateLook } from "../../src/sync/cache.ts";
 import type { LocalFile } from "../../src/sync/walk.ts";
 
 const local = (rel: string, over: Partial<LocalFile> = {}): LocalFile => ({
@@ -35,7 +37,7 @@ describe("planHashing", () => {
         local("e", { mode: 0o755 }),
         local("new"),
       ],
-      known,
+      (file) => known.get(file.abs),
     );
     expect(plan.unchanged.map((u) => [u.file.rel, u.sha256])).toEqual([["a", "a"]]);
     expect(plan.changed.map((f) => f.rel)).toEqual(["b", "c", "d", "e", "new"]);
@@ -64,9 +66,22 @@ describe("paths and keys", () => {
   });
 
   test("sameStateFiles compares every field", () => {
-    const f = { rel: "a", sha256: "s", uuid: "u", mode: 0o644, size: 1 };
+    const f = { rel: "a", sha256: "s", uuid: "u", mode: 0o644, size: 1, mtimeMs: 5, ino: 6 };
     expect(sameStateFiles([f], [{ ...f }])).toBe(true);
     expect(sameStateFiles([f], [{ ...f, mode: 0o755 }])).toBe(false);
+    expect(sameStateFiles([f], [{ ...f, mtimeMs: 5.5 }])).toBe(false);
     expect(sameStateFiles([f], [])).toBe(false);
+  });
+
+  test("sameLooks: the walked files look exactly as the state recorded them, in order", () => {
+    const files = [local("a"), local("b", { mode: 0o4755 })];
+    const looks: StateLook[] = [
+      ["a", 10, 1000.25, 1, 0o644],
+      ["b", 10, 1000.25, 1, 0o755],
+    ];
+    expect(sameLooks(looks, files)).toBe(true);
+    expect(sameLooks(looks.slice(0, 1), files)).toBe(false);
+    expect(sameLooks([looks[0]!, ["b", 10, 1000.5, 1, 0o755]], files)).toBe(false);
+    expect(sameLooks([looks[0]!, ["c", 10, 1000.25, 1, 0o755]], files)).toBe(false);
   });
 });

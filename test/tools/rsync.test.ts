@@ -1,5 +1,14 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CloudBackend } from "../../src/backend/cloud/backend.ts";
@@ -105,6 +114,25 @@ describe("rsync", () => {
       "/src/a.txt",
       "/src/b.txt",
     ]);
+  });
+
+  test("a touched file is hashed again but not sent; blobs unconfirmed for a day are asked about again", async () => {
+    const root = tree("touched", { "a.txt": "a", "b.txt": "b" });
+    const first = view(await session.call("rsync", { source: root, destination: "/t" }));
+    utimesSync(join(root, "a.txt"), new Date(), new Date(Date.now() + 5000));
+    const before = fileRequests();
+    const touched = view(await session.call("rsync", { source: root, destination: "/t" }));
+    expect(touched).toMatchObject({ directory_state_id: first.directory_state_id, hashed: 1, uploaded: 0 });
+    expect(view(await session.call("rsync", { source: root, destination: "/t" })).hashed).toBe(0);
+    expect(fileRequests()).toBe(before);
+
+    session.app.deps.fileCache!.db.run("UPDATE blobs SET checked_at = 0");
+    session.app.deps.fileCache!.db.run("UPDATE states SET blobs_checked_at = 0");
+    const stale = view(await session.call("rsync", { source: root, destination: "/t" }));
+    expect(stale).toMatchObject({ hashed: 0, uploaded: 0, reused: 2 });
+    expect(fileRequests()).toBe(before + 2);
+    expect(view(await session.call("rsync", { source: root, destination: "/t" })).hashed).toBe(0);
+    expect(fileRequests()).toBe(before + 2);
   });
 
   test("content the backend already has is not uploaded again", async () => {
