@@ -24,7 +24,7 @@ import type {
   RunSpec,
   StoredFile,
 } from "../types.ts";
-import { commitUpper, isEmptyDir, MAX_STACK_DEPTH, spawnInMergedView, squashLayers } from "./commit.ts";
+import { commitUpper, flattenStack, isEmptyDir, MAX_STACK_DEPTH, spawnInMergedView } from "./commit.ts";
 import { MOUNT_NAMESPACE, removeTree, ROOTLESS } from "./fsx.ts";
 import { fileHostPath, LayerView, listDirectory } from "./inspect.ts";
 import { runNotes } from "./notes.ts";
@@ -305,7 +305,7 @@ export class LocalBackend implements Backend {
       }
       const layer = commitUpper(this.store, outcome.upperDir);
       let layers = [...image.layers, layer];
-      if (layers.length > MAX_STACK_DEPTH) layers = [await squashLayers(this.store, layers.toReversed())];
+      if (layers.length > MAX_STACK_DEPTH) layers = await flattenStack(this.store, layers);
       const child = this.store.addImage({
         uuid: crypto.randomUUID(),
         parent: image.uuid,

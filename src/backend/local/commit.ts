@@ -3,14 +3,14 @@
 // The upper directory is already in the format the layers use (overlayfs wrote its whiteouts and opaque markers),
 // so a commit is one rename into layers/: atomic, and as fast for 100 MB as for 1 KB. The row is written after the
 // rename; a directory without a row is an interrupted commit and is removed at the next start.
-import { mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync, type Stats } from "node:fs";
 import { join, relative } from "node:path";
 import { BackendError } from "../../errors.ts";
-import { MOUNT_NAMESPACE, removeTree } from "./fsx.ts";
+import { isOpaque, isWhiteout, MOUNT_NAMESPACE, removeTree, ROOTLESS } from "./fsx.ts";
 import { overlayOptions } from "./sandbox.ts";
 import { newLayerId, type Store } from "./store.ts";
 
-/** A stack deeper than this is flattened into one layer when a run commits on top of it. */
+/** A stack deeper than this is flattened when a run commits on top of it. */
 export const MAX_STACK_DEPTH = 32;
 
 export function isEmptyDir(dir: string): boolean {
@@ -102,4 +102,80 @@ export async function squashLayers(store: Store, layersTopFirst: string[]): Prom
   } finally {
     removeTree(building);
   }
+}
+
+function lstatOrNull(path: string): Stats | null {
+  try {
+    return lstatSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Before a layer is copied over the merge so far: removes what it replaces rather than adds to (anything under a
+ * whiteout, an opaque directory or an entry of another type), so that `cp` only ever writes new names or into
+ * directories on both sides. It also keeps `cp` from writing through a symlink the merge already holds.
+ */
+function clearWay(layer: string, merged: string, comps: string[]): void {
+  for (const name of readdirSync(join(layer, ...comps))) {
+    const target = join(merged, ...comps, name);
+    const existing = lstatOrNull(target);
+    if (!existing) continue;
+    const source = join(layer, ...comps, name);
+    const stat = lstatSync(source);
+    if (isWhiteout(stat) || !stat.isDirectory() || !existing.isDirectory() || isOpaque(source)) {
+      rmSync(target, { recursive: true, force: true });
+    } else {
+      clearWay(layer, merged, [...comps, name]);
+    }
+  }
+}
+
+/**
+ * Merges layers (bottom first) into one that keeps their whiteouts and opaque directories, so it can sit on the
+ * same layers below as they did: a chain of commits shrinks to one layer while the image it started from stays
+ * shared. Root only (rootless, a layer may hold directories we cannot read from outside: see flattenStack).
+ */
+export async function mergeLayers(store: Store, layersBottomFirst: string[]): Promise<string> {
+  const id = newLayerId();
+  const building = join(store.tmpDir, `merge-${id}`);
+  mkdirSync(building);
+  try {
+    for (const layer of layersBottomFirst) {
+      const source = store.layerPath(layer);
+      clearWay(source, building, []);
+      // -a keeps modes, owners, times, hardlinks within the layer, device nodes (whiteouts) and xattrs (opaque
+      // markers, file capabilities).
+      const proc = Bun.spawn(["cp", "-a", "--remove-destination", "--", `${source}/.`, `${building}/`], {
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+      if (code !== 0) {
+        throw new BackendError({
+          code: "unavailable",
+          detail: `flattening the image failed: ${stderr.trim()}`,
+        });
+      }
+    }
+    renameSync(building, store.layerPath(id));
+    store.addLayer(id, null);
+    return id;
+  } finally {
+    removeTree(building);
+  }
+}
+
+/**
+ * A stack (bottom first) grown past MAX_STACK_DEPTH, made short again. The layers an import brought (they have a
+ * digest, and other images share them) stay; the commits above them merge into one. When that is not enough (an
+ * import with that many layers) or possible (rootless), the whole stack is copied into one layer.
+ */
+export async function flattenStack(store: Store, layersBottomFirst: string[]): Promise<string[]> {
+  let base = 0;
+  while (base < layersBottomFirst.length && store.layerDigest(layersBottomFirst[base]!) !== null) base++;
+  if (!ROOTLESS && base + 1 <= MAX_STACK_DEPTH / 2 && layersBottomFirst.length - base >= 2) {
+    return [...layersBottomFirst.slice(0, base), await mergeLayers(store, layersBottomFirst.slice(base))];
+  }
+  return [await squashLayers(store, layersBottomFirst.toReversed())];
 }

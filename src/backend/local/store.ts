@@ -244,6 +244,14 @@ export class Store {
     );
   }
 
+  /** The digest an imported layer came with; null for a layer a run committed (or an unknown id). */
+  layerDigest(id: string): string | null {
+    return (
+      this.db.query<{ digest: string | null }, [string]>("SELECT digest FROM layers WHERE id = ?").get(id)
+        ?.digest ?? null
+    );
+  }
+
   addLayer(id: string, digest: string | null): void {
     this.db.query("INSERT INTO layers (id, digest, created_at) VALUES (?, ?, ?)").run(id, digest, nowIso());
   }

@@ -11,6 +11,7 @@ import {
   type TestRegistry,
 } from "../../support/registry.ts";
 import { canRunLocal, localProblem, openFixture, runToEnd, stdoutOf, type LocalFixture } from "./helpers.ts";
+import { MAX_STACK_DEPTH } from "../../../src/backend/local/commit.ts";
 import { ROOTLESS } from "../../../src/backend/local/fsx.ts";
 import { busyboxLayer, topLayer, writeLayout } from "./layouts.ts";
 
@@ -101,6 +102,39 @@ describe.skipIf(!canRunLocal)(`import from local OCI sources ${needs}`, () => {
     // The same manifest: the same image, found again rather than stored twice.
     expect(again.resultImage).toBe(op.resultImage);
   });
+
+  test("a long chain on an imported image keeps deletions and type changes; the import stays shared", async () => {
+    const layout = join(dir, "chain");
+    await writeLayout(layout);
+    const base = await importToEnd(fx, { registryUrl: `oci-layout:${layout}` });
+    const baseLayers = fx.backend.store.getImageRow(base.resultImage!)!.layers;
+    const steps = [
+      "busybox rm /bin/cat",
+      "busybox rm -rf /etc/old && busybox mkdir /etc/old && echo again > /etc/old/again",
+      "busybox rm /data/link && busybox mkdir /data/link && echo d > /data/link/f",
+    ];
+    const length = MAX_STACK_DEPTH + 8;
+    let image = base.resultImage!;
+    for (let i = 0; i < length; i++) {
+      const op = await runToEnd(fx.backend, image, `${steps[i] ?? "true"}; echo ${i} >> /root/log`, {
+        disposable: false,
+      });
+      expect(op.status).toBe("SUCCESS");
+      image = op.resultImage!;
+    }
+    const layers = fx.backend.store.getImageRow(image)!.layers;
+    expect(layers.length).toBeLessThanOrEqual(MAX_STACK_DEPTH);
+    // As root only the commits are merged; rootless the whole stack is copied (see flattenStack).
+    if (!ROOTLESS) expect(layers.slice(0, baseLayers.length)).toEqual(baseLayers);
+    const op = await runToEnd(
+      fx.backend,
+      image,
+      "test -e /bin/cat || echo no-cat; ls /etc/old; busybox cat /data/link/f /etc/passwd; wc -l < /root/log",
+    );
+    expect(stdoutOf(op)).toBe(`no-cat\nagain\nd\nroot:x:0:0:root:/root:/bin/sh\n${length}\n`);
+    expect((await fx.backend.listDirectory(image, "/etc/old")).entries.map((e) => e.name)).toEqual(["again"]);
+    expect((await fx.backend.listDirectory(image, "/bin")).entries.map((e) => e.name)).not.toContain("cat");
+  }, 120_000);
 
   test("oci-archive:/file.tar and a missing tag", async () => {
     const layout = join(dir, "layout2");
