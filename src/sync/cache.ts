@@ -252,7 +252,13 @@ export class FileCache {
    * Makes a state hold exactly `files`, in one transaction. Only the difference from what it holds is written, so
    * one edited file in a big tree is one row, not the whole tree again.
    */
-  replaceStateFiles(id: number, files: readonly StateFile[], blobsCheckedAt: number): void {
+  replaceStateFiles(
+    id: number,
+    files: readonly StateFile[],
+    blobsCheckedAt: number,
+    /** What the caller read of the state, reused when nobody has written it since. */
+    seen?: { files: readonly StateFile[]; syncedAt: number },
+  ): void {
     const remove = this.db.prepare("DELETE FROM state_files WHERE state_id = ? AND rel = ?");
     const upsert = this.db.prepare(
       `INSERT OR REPLACE INTO state_files (state_id, rel, sha256, uuid, mode, size, mtime_ms, ino)
@@ -262,7 +268,11 @@ export class FileCache {
     this.db
       .transaction(() => {
         // Read inside the transaction: another server sharing this cache may have written the state since.
-        const old = new Map(this.stateFiles(id).map((f) => [f.rel, f]));
+        const syncedAt = this.db
+          .query<{ synced_at: number }, [number]>("SELECT synced_at FROM states WHERE id = ?")
+          .get(id)?.synced_at;
+        const current = seen && seen.syncedAt === syncedAt ? seen.files : this.stateFiles(id);
+        const old = new Map(current.map((f) => [f.rel, f]));
         for (const f of files) {
           const was = old.get(f.rel);
           old.delete(f.rel);

@@ -323,8 +323,10 @@ async function syncLocked(request: SyncRequest, key: string): Promise<SyncResult
     excludes: request.excludes,
   });
   const changed = state.id !== previous?.id || !sameStateFiles(before.files, stateFiles);
-  if (changed) cache.replaceStateFiles(state.id, stateFiles, blobsCheckedAt);
-  else cache.touchState(state.id, blobsCheckedAt);
+  if (changed) {
+    const seen = previous?.id === state.id ? { files: before.files, syncedAt: previous.syncedAt } : undefined;
+    cache.replaceStateFiles(state.id, stateFiles, blobsCheckedAt, seen);
+  } else cache.touchState(state.id, blobsCheckedAt);
   skipped.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return {
     stateId: state.id,

@@ -81,6 +81,23 @@ describe("FileCache", () => {
     ]);
   });
 
+  test("what a caller read of a state is reused only if nobody wrote the state since", async () => {
+    const { id } = cache.ensureState({
+      key: "k",
+      backend: "b",
+      source: "/s",
+      destination: "/d",
+      excludes: [],
+    });
+    cache.replaceStateFiles(id, [stateFile("a"), stateFile("b")], 1);
+    const seen = { files: cache.stateFiles(id), syncedAt: cache.stateByKey("k")!.syncedAt };
+    await Bun.sleep(3);
+    // Another server sharing the cache adds a file meanwhile: it must not survive our write.
+    cache.replaceStateFiles(id, [stateFile("a"), stateFile("b"), stateFile("c")], 1);
+    cache.replaceStateFiles(id, [stateFile("a")], 1, seen);
+    expect(cache.stateFiles(id).map((f) => f.rel)).toEqual(["a"]);
+  });
+
   test("a state remembers when its blobs were last confirmed", () => {
     const { id, blobsCheckedAt } = cache.ensureState({
       key: "k",
