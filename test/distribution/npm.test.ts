@@ -8,6 +8,9 @@ import { hostTarget } from "../../scripts/build.ts";
 import { writeMainPackage, writePlatformPackage } from "../../scripts/npm.ts";
 import { BUN_PATH, hostBinary, run } from "./support.ts";
 
+/** A compiled binary, a download or npm on a busy machine: seconds each, far over the default 5 s. */
+const SLOW = 60_000;
+
 // What `npx contree-mcp` does on a user's machine, offline: pack the main package and this platform's package,
 // install both from the tarballs into an empty project, and run the launcher npm put on the PATH.
 const target = hostTarget();
@@ -55,84 +58,104 @@ afterAll(() => {
 });
 
 describe.skipIf(!target)(`npm packages (host ${target?.name ?? "not a shipped platform"})`, () => {
-  test("npx contree-mcp --version runs the platform binary", async () => {
-    const { stdout } = await run(["npx", "--offline", "contree-mcp", "--version"], {
-      cwd: app,
-      env: npmEnv(),
-    });
-    const direct = await run([await hostBinary(), "--version"], { cwd: app });
-    expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
-    expect(stdout.trim()).toBe(direct.stdout.trim());
-  });
+  test(
+    "npx contree-mcp --version runs the platform binary",
+    async () => {
+      const { stdout } = await run(["npx", "--offline", "contree-mcp", "--version"], {
+        cwd: app,
+        env: npmEnv(),
+      });
+      const direct = await run([await hostBinary(), "--version"], { cwd: app });
+      expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+      expect(stdout.trim()).toBe(direct.stdout.trim());
+    },
+    SLOW,
+  );
 
-  test("MCP initialize and tools/list over the launcher's stdio", async () => {
-    const transport = new StdioClientTransport({
-      command: launcher,
-      cwd: app,
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin",
-        HOME: dir,
-        CONTREE_MCP_CACHE_GENERAL: join(dir, "c.db"),
-      },
-      stderr: "pipe",
-    });
-    const client = new Client({ name: "npm-test", version: "0" });
-    await client.connect(transport);
-    expect(client.getServerVersion()?.name).toBe("contree-mcp");
-    const { tools } = await client.listTools();
-    expect(tools.map((t) => t.name)).toContain("contree_run");
-    await client.close();
-  });
+  test(
+    "MCP initialize and tools/list over the launcher's stdio",
+    async () => {
+      const transport = new StdioClientTransport({
+        command: launcher,
+        cwd: app,
+        env: {
+          PATH: process.env.PATH ?? "/usr/bin:/bin",
+          HOME: dir,
+          CONTREE_MCP_CACHE_GENERAL: join(dir, "c.db"),
+        },
+        stderr: "pipe",
+      });
+      const client = new Client({ name: "npm-test", version: "0" });
+      await client.connect(transport);
+      expect(client.getServerVersion()?.name).toBe("contree-mcp");
+      const { tools } = await client.listTools();
+      expect(tools.map((t) => t.name)).toContain("contree_run");
+      await client.close();
+    },
+    SLOW,
+  );
 
-  test("the exit code of the binary comes through", async () => {
-    const proc = Bun.spawn([launcher, "--mode", "bogus"], { cwd: app, stdout: "pipe", stderr: "pipe" });
-    const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
-    expect(code).toBe(1);
-    expect(stderr).toContain("Invalid mode 'bogus'");
-  });
+  test(
+    "the exit code of the binary comes through",
+    async () => {
+      const proc = Bun.spawn([launcher, "--mode", "bogus"], { cwd: app, stdout: "pipe", stderr: "pipe" });
+      const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+      expect(code).toBe(1);
+      expect(stderr).toContain("Invalid mode 'bogus'");
+    },
+    SLOW,
+  );
 
-  test.skipIf(process.platform === "win32")("SIGTERM to the launcher stops the server too", async () => {
-    const proc = Bun.spawn([launcher], {
-      cwd: app,
-      env: { PATH: process.env.PATH, HOME: dir, CONTREE_MCP_CACHE_GENERAL: join(dir, "s.db") },
-      stdin: "pipe",
-      stdout: "pipe",
-      stderr: "ignore",
-    });
-    // Wait until the server answers, so the binary surely runs under the launcher.
-    const init = {
-      jsonrpc: "2.0",
-      id: 1,
-      method: "initialize",
-      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "0" } },
-    };
-    proc.stdin.write(`${JSON.stringify(init)}\n`);
-    const reader = proc.stdout.getReader();
-    const first = await reader.read();
-    expect(new TextDecoder().decode(first.value)).toContain('"id":1');
-    const children = Bun.spawnSync(["pgrep", "-P", String(proc.pid)])
-      .stdout.toString()
-      .trim()
-      .split("\n");
-    expect(children.length).toBe(1);
-    proc.kill("SIGTERM");
-    await proc.exited;
-    expect(proc.signalCode === "SIGTERM" || proc.exitCode === 0).toBe(true);
-    // The binary is gone too: no orphan keeps running after its client let go.
-    const alive = Bun.spawnSync(["kill", "-0", children[0]!]);
-    expect(alive.exitCode).not.toBe(0);
-  });
+  test.skipIf(process.platform === "win32")(
+    "SIGTERM to the launcher stops the server too",
+    async () => {
+      const proc = Bun.spawn([launcher], {
+        cwd: app,
+        env: { PATH: process.env.PATH, HOME: dir, CONTREE_MCP_CACHE_GENERAL: join(dir, "s.db") },
+        stdin: "pipe",
+        stdout: "pipe",
+        stderr: "ignore",
+      });
+      // Wait until the server answers, so the binary surely runs under the launcher.
+      const init = {
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "0" } },
+      };
+      proc.stdin.write(`${JSON.stringify(init)}\n`);
+      const reader = proc.stdout.getReader();
+      const first = await reader.read();
+      expect(new TextDecoder().decode(first.value)).toContain('"id":1');
+      const children = Bun.spawnSync(["pgrep", "-P", String(proc.pid)])
+        .stdout.toString()
+        .trim()
+        .split("\n");
+      expect(children.length).toBe(1);
+      proc.kill("SIGTERM");
+      await proc.exited;
+      expect(proc.signalCode === "SIGTERM" || proc.exitCode === 0).toBe(true);
+      // The binary is gone too: no orphan keeps running after its client let go.
+      const alive = Bun.spawnSync(["kill", "-0", children[0]!]);
+      expect(alive.exitCode).not.toBe(0);
+    },
+    SLOW,
+  );
 
-  test("without the platform package the launcher says what is missing", async () => {
-    const lone = join(dir, "out/contree-mcp/bin/contree-mcp.js");
-    const proc = Bun.spawn(["node", lone, "--version"], {
-      cwd: dir,
-      stderr: "pipe",
-      env: { PATH: BUN_PATH },
-    });
-    const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
-    expect(code).toBe(1);
-    expect(stderr).toContain(`@contree-mcp/${target!.name}`);
-    expect(stderr).toContain("not installed");
-  });
+  test(
+    "without the platform package the launcher says what is missing",
+    async () => {
+      const lone = join(dir, "out/contree-mcp/bin/contree-mcp.js");
+      const proc = Bun.spawn(["node", lone, "--version"], {
+        cwd: dir,
+        stderr: "pipe",
+        env: { PATH: BUN_PATH },
+      });
+      const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+      expect(code).toBe(1);
+      expect(stderr).toContain(`@contree-mcp/${target!.name}`);
+      expect(stderr).toContain("not installed");
+    },
+    SLOW,
+  );
 });
