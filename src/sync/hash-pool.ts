@@ -1,4 +1,5 @@
 import { availableParallelism } from "node:os";
+import { log } from "../log.ts";
 import { hashFile } from "./hash.ts";
 
 export interface HashTarget {
@@ -76,7 +77,14 @@ export async function hashMany(
   const queue = batches(files);
   const workers = Math.min(options.workers ?? defaultWorkers(), queue.length);
   if (workers < 1) return hashHere(files, options);
-  return hashOnWorkers(files, queue, workers, options);
+  try {
+    return await hashOnWorkers(files, queue, workers, options);
+  } catch (error) {
+    options.signal?.throwIfAborted();
+    // Threads are an optimisation: where they cannot start or die, the files are hashed here instead.
+    log.warn(`hashing on worker threads failed (${String(error)}); hashing on the main thread`);
+    return hashHere(files, options);
+  }
 }
 
 async function hashHere(files: readonly HashTarget[], options: HashManyOptions): Promise<HashOutcome[]> {
@@ -169,26 +177,30 @@ function hashOnWorkers(
       // oxlint-disable-next-line unicorn/require-post-message-target-origin -- a Worker's postMessage has no origin
       worker.postMessage(files.slice(start, end).map((f) => f.abs));
     };
-    for (let i = 0; i < count; i++) {
-      const worker = new Worker(url);
-      const slot: { batch: [number, number] | null } = { batch: null };
-      worker.addEventListener("message", (event: MessageEvent<HashOutcome[]>) => {
-        if (!slot.batch) return;
-        const [start, end] = slot.batch;
-        busy -= 1;
-        event.data.forEach((outcome, j) => {
-          results[start + j] = outcome;
-          doneBytes += files[start + j]!.size;
+    try {
+      for (let i = 0; i < count; i++) {
+        const worker = new Worker(url);
+        const slot: { batch: [number, number] | null } = { batch: null };
+        worker.addEventListener("message", (event: MessageEvent<HashOutcome[]>) => {
+          if (!slot.batch) return;
+          const [start, end] = slot.batch;
+          busy -= 1;
+          event.data.forEach((outcome, j) => {
+            results[start + j] = outcome;
+            doneBytes += files[start + j]!.size;
+          });
+          done += end - start;
+          options.onProgress?.(done, doneBytes);
+          feed(worker, slot);
         });
-        done += end - start;
-        options.onProgress?.(done, doneBytes);
+        worker.addEventListener("error", (event) =>
+          finish(new Error(`hashing thread failed: ${event.message}`)),
+        );
+        pool.push(worker);
         feed(worker, slot);
-      });
-      worker.addEventListener("error", (event) =>
-        finish(new Error(`hashing thread failed: ${event.message}`)),
-      );
-      pool.push(worker);
-      feed(worker, slot);
+      }
+    } catch (error) {
+      finish(error);
     }
   });
 }

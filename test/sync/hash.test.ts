@@ -76,6 +76,22 @@ describe("hashMany", () => {
     }
   });
 
+  test("where threads cannot start, the files are hashed on this thread", async () => {
+    const original = globalThis.Worker;
+    globalThis.Worker = class {
+      constructor() {
+        throw new Error("no threads here");
+      }
+    } as unknown as typeof Worker;
+    try {
+      expect(await hashMany(many, { workers: 2 })).toEqual(
+        many.map((f) => ({ sha256: f.sha256, size: f.size })),
+      );
+    } finally {
+      globalThis.Worker = original;
+    }
+  });
+
   test("reports progress and stops when aborted", async () => {
     const seen: number[] = [];
     await hashMany(many, { workers: 2, onProgress: (files) => seen.push(files) });
