@@ -10,6 +10,8 @@
 // Every blob is checked against its digest before it is used. Layers: plain, gzip or zstd tar (by magic bytes);
 // `.wh.NAME` becomes an overlay whiteout, `.wh..wh..opq` an opaque directory; modes (setuid too), owners, times,
 // symlinks, hardlinks, fifos and PAX xattrs are kept. A layer blob is extracted once and shared by digest.
+// A layer that reaches outside its own directory (`..`, or writing, whiting out or hard-linking through a symlink)
+// is refused: the import fails and names the entry.
 import { createTarDecoder, type TarHeader } from "modern-tar";
 import {
   chmodSync,
@@ -24,7 +26,7 @@ import {
   symlinkSync,
   utimesSync,
 } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { BackendError } from "../../errors.ts";
 import { RegistryClient } from "../../registry/auth.ts";
 import { parseImageReference } from "../../registry/reference.ts";
@@ -558,33 +560,6 @@ async function decompressed(path: string): Promise<ReadableStream<Uint8Array>> {
   return stream;
 }
 
-/** A layer-relative path without `.`, `..` or leading slashes; null for the root or an escaping name. */
-function cleanName(name: string): string | null {
-  const parts: string[] = [];
-  for (const part of name.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") return null;
-    parts.push(part);
-  }
-  return parts.length ? parts.join("/") : null;
-}
-
-function ensureParent(root: string, rel: string): void {
-  const parent = dirname(join(root, rel));
-  if (!existsSync(parent)) mkdirSync(parent, { recursive: true, mode: 0o755 });
-}
-
-function removeExisting(path: string, keepDirectory: boolean): void {
-  let stat;
-  try {
-    stat = lstatSync(path);
-  } catch {
-    return;
-  }
-  if (keepDirectory && stat.isDirectory()) return;
-  rmSync(path, { recursive: true, force: true });
-}
-
 function applyXattrs(path: string, header: TarHeader): void {
   for (const [key, value] of Object.entries(header.pax ?? {})) {
     if (!key.startsWith("SCHILY.xattr.")) continue;
@@ -599,52 +574,177 @@ function applyXattrs(path: string, header: TarHeader): void {
   }
 }
 
-/** Extracts one layer tar into `root` in overlayfs's format. */
+/** A layer that reaches outside its directory, or is malformed so that it might: the import fails, naming the entry. */
+function refused(entry: string, why: string): BackendError {
+  return new BackendError({
+    code: "invalid",
+    detail: `layer entry '${entry}' ${why}; a layer may only write inside its own directory, so the image is refused`,
+  });
+}
+
+/**
+ * A layer-relative path without `.` or leading slashes (a leading `/` means the layer's root, as docker and
+ * containerd read it); null for the root itself. `..` is refused: no image tool writes it and it can only climb out.
+ */
+function layerPath(name: string, entry: string): string | null {
+  const parts: string[] = [];
+  for (const part of name.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") throw refused(entry, `has '..' in '${name}'`);
+    parts.push(part);
+  }
+  return parts.length ? parts.join("/") : null;
+}
+
+interface DirectoryMeta {
+  mtime: Date;
+  mode: number;
+}
+
+/**
+ * The layer directory being filled. No entry may write, delete or link through a symlink: a layer holding
+ * `evil -> /etc` and then `evil/cron.d/x` (or `evil/.wh.passwd`, or a hard link to `evil/shadow`) would otherwise
+ * reach the host as root. Parent directories are checked top down with lstat, so the check itself never passes a
+ * link, and remembered, so a layer of many files in few directories costs one lstat per directory. Every removal
+ * goes through `remove`, which forgets the directories it took away.
+ */
+class LayerTree {
+  /**
+   * Layer-relative paths checked to be real directories, with the mode and time from their header (null for a
+   * parent made on the way). By path: a directory listed twice takes its last header, at its first position, and
+   * parents come before their children.
+   */
+  private readonly dirs = new Map<string, DirectoryMeta | null>();
+  private readonly root: string;
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  path(rel: string): string {
+    return join(this.root, rel);
+  }
+
+  /**
+   * Checks that every directory above `rel` is a real directory; makes missing ones when `create`, else returns false
+   * when one is missing.
+   */
+  parents(rel: string, entry: string, create: boolean): boolean {
+    const end = rel.lastIndexOf("/");
+    if (end < 0 || this.dirs.has(rel.slice(0, end))) return true;
+    for (let at = rel.indexOf("/"); at > 0; at = rel.indexOf("/", at + 1)) {
+      const dir = rel.slice(0, at);
+      if (this.dirs.has(dir)) continue;
+      const stat = lstatSync(this.path(dir), { throwIfNoEntry: false });
+      if (!stat) {
+        if (!create) return false;
+        mkdirSync(this.path(dir), { mode: 0o755 });
+      } else if (stat.isSymbolicLink()) {
+        throw refused(entry, `goes through the symlink '${dir}'`);
+      } else if (!stat.isDirectory()) {
+        throw refused(entry, `goes through '${dir}', which is not a directory`);
+      }
+      this.dirs.set(dir, null);
+    }
+    return true;
+  }
+
+  /** `rel`, whose parents are checked, is a real directory with this header. */
+  addDirectory(rel: string, meta: DirectoryMeta): void {
+    this.dirs.set(rel, meta);
+  }
+
+  /** Removes what is at `rel` without following a link; keeps a directory when `keepDirectory`. */
+  remove(rel: string, keepDirectory: boolean): void {
+    const stat = lstatSync(this.path(rel), { throwIfNoEntry: false });
+    if (!stat || (keepDirectory && stat.isDirectory())) return;
+    rmSync(this.path(rel), { recursive: true, force: true });
+    if (!stat.isDirectory()) return;
+    // Rare (a layer replacing a directory it made): what was below may come back as links, so check it again.
+    this.dirs.delete(rel);
+    const below = `${rel}/`;
+    for (const dir of this.dirs.keys()) if (dir.startsWith(below)) this.dirs.delete(dir);
+  }
+
+  /** Directory modes and times last: writing their contents needed write permission and changed their times. */
+  finish(): void {
+    for (const [rel, meta] of [...this.dirs].toReversed()) {
+      if (!meta) continue;
+      chmodSync(this.path(rel), meta.mode);
+      utimesSync(this.path(rel), meta.mtime, meta.mtime);
+    }
+  }
+}
+
+/** Extracts one layer tar into `root` (a new, empty directory) in overlayfs's format. */
 export async function extractLayer(path: string, root: string, signal: AbortSignal): Promise<void> {
-  // By path: a directory listed twice takes its last header, at its first position (parents before children).
-  const directories = new Map<string, { path: string; mtime: Date; mode: number }>();
+  const tree = new LayerTree(root);
   const entries = (await decompressed(path)).pipeThrough(createTarDecoder());
   for await (const entry of entries) {
     signal.throwIfAborted();
     const header = entry.header;
-    const rel = cleanName(header.name);
+    const rel = layerPath(header.name, header.name);
     const type = header.type ?? "file";
     if (!rel) {
       await entry.body.cancel();
       continue;
     }
-    const target = join(root, rel);
-    const base = rel.slice(rel.lastIndexOf("/") + 1);
+    tree.parents(rel, header.name, true);
+    const target = tree.path(rel);
+    const slash = rel.lastIndexOf("/");
+    const base = rel.slice(slash + 1);
     if (base.startsWith(".wh.")) {
       await entry.body.cancel();
-      ensureParent(root, rel);
       if (base === ".wh..wh..opq") {
-        setOpaque(dirname(target));
-      } else {
-        const hidden = join(dirname(target), base.slice(4));
-        removeExisting(hidden, false);
-        makeWhiteout(hidden);
+        setOpaque(slash < 0 ? root : tree.path(rel.slice(0, slash)));
+      } else if (!base.startsWith(".wh..wh.")) {
+        // Other `.wh..wh.` names are aufs bookkeeping, which docker skips too.
+        const name = base.slice(4);
+        if (name === "" || name === "." || name === "..") {
+          throw refused(header.name, "whites out its own directory or a parent");
+        }
+        const hidden = slash < 0 ? name : `${rel.slice(0, slash)}/${name}`;
+        tree.remove(hidden, false);
+        makeWhiteout(tree.path(hidden));
       }
       continue;
     }
-    ensureParent(root, rel);
     const mode = (header.mode ?? (type === "directory" ? 0o755 : 0o644)) & 0o7777;
     const uid = header.uid ?? 0;
     const gid = header.gid ?? 0;
     const mtime = header.mtime ?? new Date(0);
     if (type === "directory") {
       await entry.body.cancel();
-      removeExisting(target, true);
+      tree.remove(rel, true);
       if (!existsSync(target)) mkdirSync(target);
       setOwner(target, uid, gid);
       // The mode comes at the end: a directory without write permission still has to take its entries (rootless,
       // we have no power to write past its mode).
       chmodSync(target, 0o755);
       applyXattrs(target, header);
-      directories.set(target, { path: target, mtime, mode });
+      tree.addDirectory(rel, { mtime, mode });
       continue;
     }
-    removeExisting(target, false);
+    if (type === "link") {
+      await entry.body.cancel();
+      const source = layerPath(header.linkname ?? "", header.name);
+      if (!source) throw refused(header.name, "is a hard link to nothing");
+      const stat = tree.parents(source, header.name, false)
+        ? lstatSync(tree.path(source), { throwIfNoEntry: false })
+        : undefined;
+      // link(2) does not follow a symlink: a hard link to one is another link with the same target, which is safe.
+      if (!stat || !(stat.isFile() || stat.isSymbolicLink())) {
+        throw refused(
+          header.name,
+          `is a hard link to '${header.linkname}', not to a file extracted before it`,
+        );
+      }
+      if (source === rel) continue;
+      tree.remove(rel, false);
+      linkSync(tree.path(source), target);
+      continue;
+    }
+    tree.remove(rel, false);
     if (type === "file") {
       const writer = Bun.file(target).writer();
       for await (const chunk of entry.body) writer.write(chunk);
@@ -659,10 +759,6 @@ export async function extractLayer(path: string, root: string, signal: AbortSign
       symlinkSync(header.linkname ?? "", target);
       setOwner(target, uid, gid);
       lutimesSync(target, mtime, mtime);
-    } else if (type === "link") {
-      await entry.body.cancel();
-      const source = cleanName(header.linkname ?? "");
-      if (source && existsSync(join(root, source))) linkSync(join(root, source), target);
     } else if (type === "fifo") {
       await entry.body.cancel();
       makeNode(target, S_IFIFO | mode, 0, 0);
@@ -672,9 +768,5 @@ export async function extractLayer(path: string, root: string, signal: AbortSign
       await entry.body.cancel();
     }
   }
-  // Directory modes and times last: writing their contents needed write permission and changed their times.
-  for (const dir of [...directories.values()].toReversed()) {
-    chmodSync(dir.path, dir.mode);
-    utimesSync(dir.path, dir.mtime, dir.mtime);
-  }
+  tree.finish();
 }
