@@ -65,9 +65,9 @@ function snapshot(dir: string, skip: string): string[] {
   return lines;
 }
 
-let base = "";
+const made: string[] = [];
 afterEach(() => {
-  if (base) rmSync(base, { recursive: true, force: true });
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
 /**
@@ -75,7 +75,8 @@ afterEach(() => {
  * layer and checks that nothing but the root changed. Returns the error, if the extraction failed.
  */
 async function extract(entries: Entry[], prepare?: (root: string) => void) {
-  base = mkdtempSync(join(tmpdir(), "contree-oci-escape-"));
+  const base = mkdtempSync(join(tmpdir(), "contree-oci-escape-"));
+  made.push(base);
   const victim = join(base, "victim");
   const root = join(base, "root");
   mkdirSync(join(victim, "sub"), { recursive: true, mode: 0o755 });
@@ -243,6 +244,7 @@ describe.skipIf(!canRunLocal)(`importing an escaping layer ${needs}`, () => {
     const fx = await openFixture();
     try {
       const layout = mkdtempSync(join(tmpdir(), "contree-oci-escape-layout-"));
+      made.push(layout);
       const victim = join(layout, "victim");
       mkdirSync(victim);
       const tar = await layerTar(
@@ -286,7 +288,6 @@ describe.skipIf(!canRunLocal)(`importing an escaping layer ${needs}`, () => {
       expect(readdirSync(victim)).toEqual([]);
       expect(fx.backend.store.db.query("SELECT count(*) AS n FROM layers").get()).toEqual(layersBefore);
       expect(readdirSync(fx.backend.store.tmpDir).filter((name) => name.startsWith("layer-"))).toEqual([]);
-      rmSync(layout, { recursive: true, force: true });
     } finally {
       await fx.close();
     }
