@@ -101,7 +101,7 @@ describe.skipIf(!canRunLocal)(`import from local OCI sources ${needs}`, () => {
     const again = await importToEnd(fx, { registryUrl: `oci-archive:${archive}` });
     // The same manifest: the same image, found again rather than stored twice.
     expect(again.resultImage).toBe(op.resultImage);
-  });
+  }, 60_000);
 
   test("a long chain on an imported image keeps deletions and type changes; the import stays shared", async () => {
     const layout = join(dir, "chain");

@@ -71,7 +71,7 @@ describe.skipIf(!canRunLocal)(`local operations ${needs}`, () => {
       for (const id of ids) expect((await fx.backend.settled(id)).status).toBe("CANCELLED");
     }
     expect(processesUnder(fx.root)).toEqual([]);
-  });
+  }, 60_000);
 
   test("the concurrency limit queues runs as PENDING; a queued one can be cancelled", async () => {
     const long = await Promise.all([1, 2].map(() => fx.backend.run(runSpec(fx.image, "sleep 100"))));
