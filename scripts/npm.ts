@@ -34,8 +34,8 @@ export async function writeMainPackage(outDir: string, version = VERSION): Promi
   const dir = join(outDir, "contree-mcp");
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, "bin"), { recursive: true });
-  copyFileSync(join(ROOT, "packaging/npm/contree-mcp.js"), join(dir, "bin/contree-mcp.js"));
-  chmodSync(join(dir, "bin/contree-mcp.js"), 0o755);
+  copyFileSync(join(ROOT, "packaging/npm/contree-mcp.cjs"), join(dir, "bin/contree-mcp.cjs"));
+  chmodSync(join(dir, "bin/contree-mcp.cjs"), 0o755);
   copyFileSync(join(ROOT, "README.md"), join(dir, "README.md"));
   copyFileSync(join(ROOT, "LICENSE"), join(dir, "LICENSE"));
   await writeJson(join(dir, "package.json"), {
@@ -43,7 +43,7 @@ export async function writeMainPackage(outDir: string, version = VERSION): Promi
     ...common(version),
     description: pkg.description,
     keywords: pkg.keywords,
-    bin: { "contree-mcp": "bin/contree-mcp.js" },
+    bin: { "contree-mcp": "bin/contree-mcp.cjs" },
     files: ["bin"],
     engines: { node: ">=18" },
     optionalDependencies: Object.fromEntries(TARGETS.map((t) => [platformPackageName(t), version])),

@@ -102,6 +102,12 @@ describe.skipIf(!target)(`npm packages (host ${target?.name ?? "not a shipped pl
       const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
       expect(code).toBe(1);
       expect(stderr).toContain("Invalid mode 'bogus'");
+      // Any code, not just 1, and a death by signal stays a death by that signal.
+      const other = { cwd: app, env: { PATH: process.env.PATH, CONTREE_MCP_BINARY_PATH: "/bin/sh" } };
+      expect(await Bun.spawn([launcher, "-c", "exit 7"], other).exited).toBe(7);
+      const killed = Bun.spawn([launcher, "-c", "kill -TERM $$"], other);
+      await killed.exited;
+      expect(killed.signalCode).toBe("SIGTERM");
     },
     SLOW,
   );
@@ -145,7 +151,7 @@ describe.skipIf(!target)(`npm packages (host ${target?.name ?? "not a shipped pl
   test(
     "without the platform package the launcher says what is missing",
     async () => {
-      const lone = join(dir, "out/contree-mcp/bin/contree-mcp.js");
+      const lone = join(dir, "out/contree-mcp/bin/contree-mcp.cjs");
       const proc = Bun.spawn(["node", lone, "--version"], {
         cwd: dir,
         stderr: "pipe",

@@ -25,7 +25,7 @@ function candidates() {
 }
 
 function findBinary() {
-  if (process.env.CONTREE_MCP_BINARY) return process.env.CONTREE_MCP_BINARY;
+  if (process.env.CONTREE_MCP_BINARY_PATH) return process.env.CONTREE_MCP_BINARY_PATH;
   const exe = process.platform === "win32" ? "contree-mcp.exe" : "contree-mcp";
   for (const pkg of candidates()) {
     try {
