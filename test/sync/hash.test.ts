@@ -78,10 +78,8 @@ describe("hashMany", () => {
 
   test("where threads cannot start, the files are hashed on this thread", async () => {
     const original = globalThis.Worker;
-    globalThis.Worker = class {
-      constructor() {
-        throw new Error("no threads here");
-      }
+    globalThis.Worker = function NoThreads() {
+      throw new Error("no threads here");
     } as unknown as typeof Worker;
     try {
       expect(await hashMany(many, { workers: 2 })).toEqual(
