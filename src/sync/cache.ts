@@ -290,6 +290,22 @@ export class FileCache {
       .immediate();
   }
 
+  /**
+   * Forgets that the backend holds a state's blobs (a run found one missing): the next sync of the state asks the
+   * backend about each of them again and uploads what is gone, instead of trusting the cache for a day.
+   */
+  distrustState(id: number, backend: string): void {
+    this.db
+      .transaction(() => {
+        this.db.run(
+          "UPDATE blobs SET checked_at = 0 WHERE backend = ? AND sha256 IN (SELECT sha256 FROM state_files WHERE state_id = ?)",
+          [backend, id],
+        );
+        this.db.run("UPDATE states SET blobs_checked_at = 0 WHERE id = ?", [id]);
+      })
+      .immediate();
+  }
+
   /** Marks a state synced now; `blobsCheckedAt` when its blobs were confirmed again. */
   touchState(id: number, blobsCheckedAt?: number): void {
     const now = Date.now();

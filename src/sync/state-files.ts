@@ -22,3 +22,13 @@ export function directoryStateFiles(
   }
   return files;
 }
+
+/**
+ * After a run with this state failed because the backend lacks a file: the state's blobs are no longer trusted, so
+ * the next rsync re-checks and re-uploads them. Returns the advice for the error message.
+ */
+export function distrustDirectoryState(call: Pick<ToolCall, "deps" | "tool">, id: number): string {
+  const cache = requireFileCache(call.deps);
+  cache.distrustState(id, backendKey(call.deps.backend, call.deps.config));
+  return `Call ${call.tool("rsync")} again with the same source and destination: it checks every file of directory_state_id ${id} with the backend and uploads what is missing.`;
+}

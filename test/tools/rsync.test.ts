@@ -12,6 +12,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CloudBackend } from "../../src/backend/cloud/backend.ts";
+import { distrustDirectoryState } from "../../src/sync/state-files.ts";
 import { startFakeContree } from "../support/fake-contree.ts";
 import { connect, textOf, type TestSession } from "../support/mcp.ts";
 
@@ -133,6 +134,26 @@ describe("rsync", () => {
     expect(fileRequests()).toBe(before + 2);
     expect(view(await session.call("rsync", { source: root, destination: "/t" })).hashed).toBe(0);
     expect(fileRequests()).toBe(before + 2);
+  });
+
+  test("a state whose file the backend lost is re-checked and re-uploaded by the next rsync once distrusted", async () => {
+    const root = tree("lost", { "keep.txt": "kept content", "lost.txt": "content the backend loses" });
+    const id = view(await session.call("rsync", { source: root, destination: "/lost" })).directory_state_id;
+    const lost = [...fake.state.files.values()].find(
+      (blob) => new TextDecoder().decode(blob.content) === "content the backend loses",
+    )!;
+    fake.state.files.delete(lost.sha256);
+    const failed = await session.call("run", { command: "true", image, directory_state_id: id });
+    expect(failed.isError).toBe(true);
+    // Trusted for a day, the state would be sent again as it is: run calls this when the backend lacks a file.
+    const advice = distrustDirectoryState({ deps: session.app.deps, tool: (name) => name }, id);
+    expect(advice).toContain("rsync");
+    const before = uploads();
+    const resynced = view(await session.call("rsync", { source: root, destination: "/lost" }));
+    expect(resynced).toMatchObject({ directory_state_id: id, hashed: 0, uploaded: 1, reused: 1 });
+    expect(uploads()).toBe(before + 1);
+    const ran = await session.call("run", { command: "true", image, directory_state_id: id });
+    expect(ran.isError, textOf(ran)).toBeFalsy();
   });
 
   test("content the backend already has is not uploaded again", async () => {
