@@ -74,7 +74,7 @@ export interface ImportSpec {
 
 /** How far an import has got. Byte counts cover layer blobs only (manifests are small). */
 export interface ImportProgress {
-  /** One line for people: "layer 2/3: 12.0 of 50.3 MB", "extracting layer 2/3". */
+  /** One line for people: "layer 2/3: 12.0 of 50.3 MB", "layer 2/3: extracting", "layer 2/3: stored". */
   message: string;
   /** Layers whose content is in the store (downloaded and extracted, or already there). */
   layersDone: number;
