@@ -1,6 +1,6 @@
 // Compiles the server into standalone executables.
 //   bun scripts/build.ts [outfile]         this machine's platform, to dist/contree-mcp (or outfile)
-//   bun scripts/build.ts --release [--targets linux-x64,darwin-arm64] [--out dist/release]
+//   bun scripts/build.ts --release (or --all) [--targets linux-x64,darwin-arm64] [--out dist/release]
 //                                          every target (or the listed ones): binaries under <out>/bin/<name>/,
 //                                          archives contree-mcp-<version>-<name>.tar.gz (.zip for Windows), SHA256SUMS
 // The version comes from CONTREE_MCP_VERSION, else package.json. Cross-compiling downloads each target's Bun runtime
