@@ -182,6 +182,18 @@ export interface DirListing {
   entries: DirEntry[];
 }
 
+/**
+ * Image sources on the server's own disk (`oci-layout:/dir[:tag]`, `oci-archive:/file.tar`, `docker-archive:/file.tar`),
+ * which only the local backend can read: the cloud cannot see this machine's files.
+ */
+export const LOCAL_IMAGE_SOURCE_SCHEMES = ["oci-layout", "oci-archive", "docker-archive"] as const;
+
+/** The scheme of a local image source, or null for a registry reference. */
+export function localImageSourceScheme(reference: string): string | null {
+  const scheme = /^([a-z-]+):/.exec(reference)?.[1];
+  return scheme && (LOCAL_IMAGE_SOURCE_SCHEMES as readonly string[]).includes(scheme) ? scheme : null;
+}
+
 export interface Backend {
   readonly kind: BackendKind;
   /** One line for people: "ConTree cloud at https://contree.dev". Never contains a secret. */

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { localImageSourceScheme } from "../backend/types.ts";
 import { waitForOperation } from "../backend/wait.ts";
 import { UserError } from "../errors.ts";
 import { canonicalImageUrl, parseImageReference } from "../registry/reference.ts";
@@ -18,7 +19,7 @@ export const importImage = defineTool({
       .string()
       .min(1)
       .describe(
-        "Image reference: docker://python:3.11-slim, docker://ghcr.io/org/img:tag, host:port/repo:tag",
+        "Image reference: docker://python:3.11-slim, docker://ghcr.io/org/img:tag, host:port/repo:tag; local backend also oci-layout:/dir[:tag], oci-archive:/file.tar, docker-archive:/file.tar",
       ),
     tag: z.string().nullish().describe("Tag for the imported image, e.g. python:3.11-slim"),
     wait: z.boolean().default(true).describe("false: return at once with operation_id"),
@@ -39,11 +40,18 @@ export const importImage = defineTool({
   output: operationSchema,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
   async run(args, call) {
-    const ref = parseImageReference(args.registry_url);
-    const url = canonicalImageUrl(ref);
     const tag = args.tag ? checkTag(args.tag.trim()) : undefined;
-    const stored = call.deps.credentials.get(ref.registry);
-    if (!stored && !args.i_accept_that_anonymous_access_might_be_rate_limited) {
+    const local = localImageSourceScheme(args.registry_url.trim());
+    if (local && call.deps.backend.kind !== "local") {
+      throw new UserError(
+        `${local}: sources are files on the server's machine, which only the local backend reads. With the ConTree cloud, import from a registry (docker://...) or push the image to one first.`,
+      );
+    }
+    // A local source needs no registry, credentials or consent to anonymous pulls: it is passed on as written.
+    const ref = local ? null : parseImageReference(args.registry_url);
+    const url = ref ? canonicalImageUrl(ref) : args.registry_url.trim();
+    const stored = ref ? call.deps.credentials.get(ref.registry) : undefined;
+    if (ref && !stored && !args.i_accept_that_anonymous_access_might_be_rate_limited) {
       throw new UserError(
         `Not authenticated with '${ref.registry}'. For a public image, call again with i_accept_that_anonymous_access_might_be_rate_limited=true. Otherwise call ${call.tool("registry_token_obtain")}(registry_url="${args.registry_url}") and then ${call.tool("registry_auth")} with the user's token.`,
       );

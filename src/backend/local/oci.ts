@@ -30,7 +30,7 @@ import { join } from "node:path";
 import { BackendError } from "../../errors.ts";
 import { RegistryClient } from "../../registry/auth.ts";
 import { parseImageReference } from "../../registry/reference.ts";
-import type { ImportProgress, ImportSpec } from "../types.ts";
+import { localImageSourceScheme, type ImportProgress, type ImportSpec } from "../types.ts";
 import {
   makeNode,
   makeWhiteout,
@@ -474,8 +474,6 @@ async function importLocal(
   }
 }
 
-export const LOCAL_SCHEMES = ["oci-layout", "oci-archive", "docker-archive"];
-
 /** Imports an image from a registry or a local source into the store; returns its layers. */
 export async function importImage(
   store: Store,
@@ -483,8 +481,7 @@ export async function importImage(
   signal: AbortSignal,
   progress: Progress,
 ): Promise<PulledImage> {
-  const scheme = /^([a-z-]+):/.exec(spec.registryUrl)?.[1];
-  if (scheme && LOCAL_SCHEMES.includes(scheme)) return importLocal(store, spec.registryUrl, signal, progress);
+  if (localImageSourceScheme(spec.registryUrl)) return importLocal(store, spec.registryUrl, signal, progress);
   return pullFromRegistry(store, spec, signal, progress);
 }
 

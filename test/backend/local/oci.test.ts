@@ -85,7 +85,9 @@ describe.skipIf(!canRunLocal)(`import from local OCI sources ${needs}`, () => {
 
   test("busybox-oci.sh (the README's offline image) imports as oci-layout and oci-archive and runs", async () => {
     const layout = join(dir, "busybox");
-    const made = Bun.spawnSync(["sh", join(import.meta.dir, "busybox-oci.sh"), layout], { stderr: "pipe" });
+    const made = Bun.spawnSync(["sh", join(import.meta.dir, "../../../scripts/busybox-oci.sh"), layout], {
+      stderr: "pipe",
+    });
     expect(made.stderr.toString()).toBe("");
     expect(made.exitCode).toBe(0);
     const op = await importToEnd(fx, { registryUrl: `oci-layout:${layout}:latest`, tag: "busybox:offline" });
