@@ -3,7 +3,7 @@ import { CloudBackend } from "./backend/cloud/backend.ts";
 import type { Backend } from "./backend/types.ts";
 import { unavailableBackend } from "./backend/unavailable.ts";
 import { GeneralCache } from "./cache/general.ts";
-import { chosenBackend, type Config } from "./config.ts";
+import { chosenBackend, localBackendOptions, type Config } from "./config.ts";
 import { log, registerSecret } from "./log.ts";
 import { CredentialStore, defaultCredentialsPath } from "./registry/credentials.ts";
 import { FileCache } from "./sync/cache.ts";
@@ -31,7 +31,7 @@ export async function openBackend(config: Config): Promise<Backend> {
   const problem = await LocalBackend.check();
   if (problem) return unavailableBackend("local", problem);
   mkdirSync(config.localRoot, { recursive: true, mode: 0o700 });
-  return new LocalBackend({ root: config.localRoot, network: config.localNetwork });
+  return new LocalBackend(localBackendOptions(config));
 }
 
 export interface App {

@@ -1,4 +1,5 @@
 // Settings come from four places, first wins: CLI flag, CONTREE_MCP_<NAME> env var, the INI file, default.
+import type { LocalBackendOptions } from "./backend/local/backend.ts";
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
@@ -79,6 +80,21 @@ export const OPTIONS = {
     default: "none",
     values: ["none", "host"],
   },
+  local_memory: {
+    kind: "string",
+    description: "Local backend: memory limit per run, e.g. 512m or 2g (0 = none; needs cgroups)",
+    default: "2g",
+  },
+  local_pids: {
+    kind: "int",
+    description: "Local backend: process limit per run (0 = none)",
+    default: "1024",
+  },
+  local_concurrency: {
+    kind: "int",
+    description: "Local backend: runs at once; more wait as PENDING (0 = two per CPU)",
+    default: "0",
+  },
   config: { kind: "string", description: "INI config file ([DEFAULT] section, same key names)" },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -100,6 +116,10 @@ export interface Config {
   toolPrefix: string;
   localRoot: string;
   localNetwork: "none" | "host";
+  /** Bytes; 0 means no limit. */
+  localMemoryBytes: number;
+  localPids: number;
+  localConcurrency: number;
   configPath: string;
   /** For `doctor`: where each setting came from. */
   sources: Record<OptionName, "flag" | "env" | "file" | "default" | "unset">;
@@ -222,13 +242,40 @@ export function resolveConfig(
       expandHome(raw.local_root ?? join(xdg("XDG_DATA_HOME", ".local/share"), "contree-mcp")),
     ),
     localNetwork: raw.local_network!.toLowerCase() as Config["localNetwork"],
+    localMemoryBytes: byteSize(raw.local_memory!, sources.local_memory),
+    localPids: int("local_pids"),
+    localConcurrency: int("local_concurrency"),
     configPath,
     sources,
   };
+}
+
+const SIZE_UNITS: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** "512m", "2g", "1.5G", "1048576" -> bytes (binary units, as docker and cgroups read them). */
+function byteSize(text: string, source: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(text.trim());
+  if (!match) {
+    throw new UserError(
+      `Invalid local-memory '${text}' (from ${source}): use bytes or a size like 512m or 2g.`,
+    );
+  }
+  return Math.round(Number(match[1]) * SIZE_UNITS[match[2]!.toLowerCase()]!);
 }
 
 /** Which backend `auto` means for this configuration. */
 export function chosenBackend(config: Config): "cloud" | "local" {
   if (config.backend === "auto") return config.token ? "cloud" : "local";
   return config.backend;
+}
+
+/** The local backend's settings, as LocalBackend takes them. */
+export function localBackendOptions(config: Config): LocalBackendOptions {
+  return {
+    root: config.localRoot,
+    network: config.localNetwork,
+    memoryLimitBytes: config.localMemoryBytes,
+    pidsLimit: config.localPids,
+    maxConcurrent: config.localConcurrency,
+  };
 }

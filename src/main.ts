@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 import { defineCommand, runMain, type ArgsDef } from "citty";
 import { openApp } from "./app.ts";
-import { OPTIONS, envName, resolveConfig, type OptionName } from "./config.ts";
+import { OPTIONS, envName, resolveConfig, type OptionName, localBackendOptions } from "./config.ts";
 import { UserError } from "./errors.ts";
 import { log, setLogLevel } from "./log.ts";
 import { runStdio } from "./server/stdio.ts";
@@ -60,7 +60,7 @@ async function localServe(args: Record<string, unknown>): Promise<void> {
     throw new UserError(`Invalid --port '${String(args.port)}'.`);
   // The token guards the API; without one configured, a random one is made and shown once, on stderr.
   const token = config.token ?? crypto.randomUUID();
-  const backend = new LocalBackend({ root: config.localRoot, network: config.localNetwork });
+  const backend = new LocalBackend(localBackendOptions(config));
   const server = serveContreeApi(backend, { port, hostname: "127.0.0.1", token });
   log.info(
     `ConTree v1 API of the local backend at http://127.0.0.1:${server.port}/v1 (images in ${config.localRoot})`,

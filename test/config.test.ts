@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chosenBackend, parseIni, resolveConfig } from "../src/config.ts";
+import { chosenBackend, localBackendOptions, parseIni, resolveConfig } from "../src/config.ts";
 import { UserError } from "../src/errors.ts";
 
 function iniFile(text: string): string {
@@ -66,6 +66,23 @@ describe("resolveConfig", () => {
     );
     expect(() => resolveConfig({ url: "contree.dev" }, {})).toThrow(/http:\/\/ or https:\/\//);
     expect(() => resolveConfig({ config: "/no/such/file.ini" }, {})).toThrow(/does not exist/);
+  });
+
+  test("local backend limits: sizes with units, 0 for none, bad values named", () => {
+    const defaults = localBackendOptions(resolveConfig({}, {}));
+    expect(defaults).toMatchObject({ memoryLimitBytes: 2 * 1024 ** 3, pidsLimit: 1024, maxConcurrent: 0 });
+    const set = resolveConfig(
+      { local_memory: "512m", local_pids: "0" },
+      { CONTREE_MCP_LOCAL_CONCURRENCY: "3" },
+    );
+    expect(localBackendOptions(set)).toMatchObject({
+      memoryLimitBytes: 512 * 1024 ** 2,
+      pidsLimit: 0,
+      maxConcurrent: 3,
+    });
+    expect(resolveConfig({ local_memory: "1.5GiB" }, {}).localMemoryBytes).toBe(1.5 * 1024 ** 3);
+    expect(resolveConfig({ local_memory: "0" }, {}).localMemoryBytes).toBe(0);
+    expect(() => resolveConfig({ local_memory: "lots" }, {})).toThrow(/local-memory 'lots' \(from flag\)/);
   });
 
   test("a missing default config file is ignored", () => {
