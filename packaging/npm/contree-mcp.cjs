@@ -48,7 +48,10 @@ if (!binary) {
   process.exit(1);
 }
 
-const child = spawn(binary, process.argv.slice(2), { stdio: "inherit", windowsHide: true });
+// Tells the binary it runs under npm, so that `setup` can write a command that survives npx's cache: the binary's own
+// path lies inside that cache.
+const env = { ...process.env, CONTREE_MCP_NPM_LAUNCHER: __filename };
+const child = spawn(binary, process.argv.slice(2), { stdio: "inherit", windowsHide: true, env });
 
 // A client that stops the server signals this launcher; pass it on so the server can close cleanly.
 const forwarded = ["SIGINT", "SIGTERM", "SIGHUP"];

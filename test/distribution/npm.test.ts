@@ -105,6 +105,13 @@ describe.skipIf(!target)(`npm packages (host ${target?.name ?? "not a shipped pl
       // Any code, not just 1, and a death by signal stays a death by that signal.
       const other = { cwd: app, env: { PATH: process.env.PATH, CONTREE_MCP_BINARY_PATH: "/bin/sh" } };
       expect(await Bun.spawn([launcher, "-c", "exit 7"], other).exited).toBe(7);
+      const env = Bun.spawn([launcher, "-c", 'echo "$CONTREE_MCP_NPM_LAUNCHER"'], {
+        ...other,
+        stdout: "pipe",
+      });
+      expect(await new Response(env.stdout).text()).toEndWith(
+        "/node_modules/contree-mcp/bin/contree-mcp.cjs\n",
+      );
       const killed = Bun.spawn([launcher, "-c", "kill -TERM $$"], other);
       await killed.exited;
       expect(killed.signalCode).toBe("SIGTERM");
