@@ -13,11 +13,12 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CloudBackend } from "../../../src/backend/cloud/backend.ts";
+import { ROOTLESS } from "../../../src/backend/local/fsx.ts";
 import { serveContreeApi } from "../../../src/backend/local/rest.ts";
 import { connect, textOf, type TestSession } from "../../support/mcp.ts";
 import { canRunLocal, localProblem, openFixture, type LocalFixture } from "./helpers.ts";
 
-const needs = `(needs root, bwrap, overlayfs: ${localProblem ?? "available"})`;
+const needs = `(needs bwrap, overlayfs: ${localProblem ?? (ROOTLESS ? "available, rootless" : "available")})`;
 
 interface RunView {
   status: string;
