@@ -87,12 +87,23 @@ const localCommand = defineCommand({
         ...SETTINGS_ARGS,
         port: { type: "string", description: "Port (default 9453; 0 picks a free one)" },
       },
-      run: ({ args }) => localServe(args),
+      run: ({ args }) => failingClearly(() => localServe(args)),
     }),
   },
 });
 
 /** Runs a CLI command that reports to the terminal: a UserError is one line on stderr and exit code 1. */
+/** A UserError (bad setting, missing sandbox support) is one line on stderr and exit 1, not a stack trace. */
+async function failingClearly(body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    log.error(error.message);
+    process.exit(1);
+  }
+}
+
 async function report(body: () => Promise<number>): Promise<void> {
   try {
     process.exitCode = await body();
@@ -154,7 +165,7 @@ const setupCommand = defineCommand({
 const serveCommand = defineCommand({
   meta: { name: "serve", description: "Serve MCP (the default command)" },
   args: SETTINGS_ARGS,
-  run: ({ args }) => serve(args),
+  run: ({ args }) => failingClearly(() => serve(args)),
 });
 
 export const main = defineCommand({

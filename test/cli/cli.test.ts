@@ -178,3 +178,18 @@ describe("contree-mcp setup", () => {
     expect(written.mcpServers.contree).toEqual({ type: "stdio", command: binary, args: [] });
   }, 120_000);
 });
+
+describe("contree-mcp serve", () => {
+  test(
+    "a bad setting is one line on stderr and exit 1, not a stack trace",
+    async () => {
+      const result = await cli(freshHome(), ["--mode", "bogus"]);
+      expect(result.code).toBe(1);
+      expect(result.stdout).toBe("");
+      expect(result.stderr.trim()).toBe(
+        "[contree-mcp] error: Invalid mode 'bogus' (from flag): use one of stdio, http.",
+      );
+    },
+    SLOW,
+  );
+});
