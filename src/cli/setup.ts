@@ -47,9 +47,19 @@ export function isCompiled(main = Bun.main): boolean {
  * What a client should start to get this server: the running binary when compiled; the npx/bunx form when run
  * from their caches (those paths change with every version); bun plus the absolute main.ts from a checkout.
  */
-export function currentServer(): { command: string; args: string[]; note?: string } {
-  if (isCompiled()) {
-    const exec = process.execPath;
+export function currentServer(
+  from: { compiled: boolean; execPath: string; main: string; launcher?: string } = {
+    compiled: isCompiled(),
+    execPath: process.execPath,
+    main: Bun.main,
+    launcher: process.env.CONTREE_MCP_NPM_LAUNCHER,
+  },
+): { command: string; args: string[]; note?: string } {
+  if (from.compiled) {
+    // Under the npm launcher the binary sits in a platform package; the launcher's path is what npx or a global
+    // install keeps stable.
+    const launcher = from.launcher;
+    const exec = launcher || from.execPath;
     if (exec.includes(`${sep}_npx${sep}`)) {
       return {
         command: "npx",
@@ -60,11 +70,22 @@ export function currentServer(): { command: string; args: string[]; note?: strin
     if (/[\\/]bunx-[^\\/]*[\\/]/.test(exec)) {
       return { command: "bunx", args: ["contree-mcp"], note: "run through bunx: writing `bunx contree-mcp`" };
     }
+    // Homebrew's Cellar path names the version and goes away at `brew upgrade`; opt/ always points at the current one.
+    const cellar = /^(.*)[\\/]Cellar[\\/]([^\\/]+)[\\/][^\\/]+[\\/]bin[\\/]([^\\/]+)$/.exec(exec);
+    if (cellar) {
+      const [, prefix, formula, binary] = cellar;
+      return {
+        command: `${prefix}${sep}opt${sep}${formula}${sep}bin${sep}${binary}`,
+        args: [],
+        note: "installed by Homebrew: writing the opt/ path, which survives upgrades",
+      };
+    }
+    if (launcher) return { command: "node", args: [launcher], note: "run through the npm launcher" };
     return { command: exec, args: [] };
   }
   return {
-    command: process.execPath,
-    args: [resolve(Bun.main)],
+    command: from.execPath,
+    args: [resolve(from.main)],
     note: "running from source: writing bun and this checkout's src/main.ts; use --command with a built binary (npm run build) for a setup that survives moving the checkout",
   };
 }

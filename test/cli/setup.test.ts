@@ -13,7 +13,7 @@ import {
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { CLIENTS } from "../../src/cli/clients.ts";
-import { runSetup, type Output, type SetupOptions } from "../../src/cli/setup.ts";
+import { currentServer, runSetup, type Output, type SetupOptions } from "../../src/cli/setup.ts";
 
 // Every client path derives from HOME (and XDG_CONFIG_HOME on Linux), pointed at a fresh dir per test.
 let home: string;
@@ -317,5 +317,49 @@ describe("setup: --print, tokens, bad files", () => {
     const result = setup("claude-code");
     expect(result.code).toBe(1);
     expect(readFileSync(path, "utf8")).toBe('{"mcpServers": []}');
+  });
+});
+
+describe("the command setup writes", () => {
+  const compiled = (execPath: string, launcher?: string) =>
+    currentServer({ compiled: true, execPath, main: "/$bunfs/root/contree-mcp", launcher });
+
+  test("a downloaded binary: its own path", () => {
+    expect(compiled("/home/me/.local/bin/contree-mcp")).toEqual({
+      command: "/home/me/.local/bin/contree-mcp",
+      args: [],
+    });
+  });
+
+  test("Homebrew: the opt/ path, which survives brew upgrade", () => {
+    expect(compiled("/opt/homebrew/Cellar/contree-mcp/0.2.0/bin/contree-mcp").command).toBe(
+      "/opt/homebrew/opt/contree-mcp/bin/contree-mcp",
+    );
+  });
+
+  test("npx and bunx caches: the npx/bunx form, found through the npm launcher", () => {
+    const platformBinary = "/home/me/.npm/_npx/ab12/node_modules/@contree-mcp/linux-x64/bin/contree-mcp";
+    const launcher = "/home/me/.npm/_npx/ab12/node_modules/contree-mcp/bin/contree-mcp.cjs";
+    expect(compiled(platformBinary, launcher)).toMatchObject({ command: "npx", args: ["-y", "contree-mcp"] });
+    expect(
+      compiled("/tmp/bunx-0-contree-mcp@latest/node_modules/@contree-mcp/linux-x64/bin/contree-mcp"),
+    ).toMatchObject({ command: "bunx", args: ["contree-mcp"] });
+  });
+
+  test("a global npm install: node and the launcher, not the platform package's binary", () => {
+    const launcher = "/usr/lib/node_modules/contree-mcp/bin/contree-mcp.cjs";
+    expect(compiled("/usr/lib/node_modules/@contree-mcp/linux-x64/bin/contree-mcp", launcher)).toMatchObject({
+      command: "node",
+      args: [launcher],
+    });
+  });
+
+  test("from source: bun and the absolute main.ts", () => {
+    expect(
+      currentServer({ compiled: false, execPath: "/usr/bin/bun", main: "/src/contree/src/main.ts" }),
+    ).toMatchObject({
+      command: "/usr/bin/bun",
+      args: ["/src/contree/src/main.ts"],
+    });
   });
 });
