@@ -93,6 +93,46 @@ export function errorText(error: unknown, call: Pick<ToolCall, "tool">): string 
   }
 }
 
+interface JsonSchemaConverter {
+  input(options: { target: string }): Record<string, unknown>;
+  output(options: { target: string }): Record<string, unknown>;
+}
+
+const memoised = new WeakMap<object, unknown>();
+
+/**
+ * The same schema, whose JSON Schema is converted once per process. The SDK converts every tool's schemas on each
+ * tools/list, and HTTP mode builds a server per request: conversion was most of a warm tools/list.
+ */
+export function withMemoisedJsonSchema<S extends z.ZodType>(schema: S): S {
+  const known = memoised.get(schema);
+  if (known) return known as S;
+  const standard = schema["~standard"] as S["~standard"] & { jsonSchema: JsonSchemaConverter };
+  const results = new Map<string, Record<string, unknown>>();
+  const once = (io: "input" | "output", options: { target: string }): Record<string, unknown> => {
+    const key = `${io}:${options.target}`;
+    let result = results.get(key);
+    if (!result) {
+      result = standard.jsonSchema[io](options);
+      results.set(key, result);
+    }
+    return structuredClone(result);
+  };
+  const wrapped = {
+    "~standard": {
+      version: standard.version,
+      vendor: standard.vendor,
+      validate: standard.validate,
+      jsonSchema: {
+        input: (options: { target: string }) => once("input", options),
+        output: (options: { target: string }) => once("output", options),
+      },
+    },
+  } as unknown as S;
+  memoised.set(schema, wrapped);
+  return wrapped;
+}
+
 export function registerTool(server: McpServer, definition: ToolDefinition, deps: ToolDeps): void {
   const prefix = deps.config.toolPrefix;
   const tool = (name: string) => `${prefix}${name}`;
@@ -101,8 +141,8 @@ export function registerTool(server: McpServer, definition: ToolDefinition, deps
     {
       title: definition.title,
       description: withPrefix(definition.description, prefix).trim(),
-      inputSchema: definition.input,
-      outputSchema: definition.output,
+      inputSchema: withMemoisedJsonSchema(definition.input),
+      outputSchema: withMemoisedJsonSchema(definition.output),
       annotations: { title: definition.title, ...definition.annotations },
     },
     async (args: unknown, ctx: ServerContext): Promise<CallToolResult> => {
