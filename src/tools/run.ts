@@ -5,7 +5,7 @@ import { BackendError, UserError } from "../errors.ts";
 import DESCRIPTION from "./run.md" with { type: "text" };
 import { imageRefSchema, resolveImageUuid } from "./_images.ts";
 import { operationSchema, operationSummary, operationView, recordFinished } from "./_operation.ts";
-import { directoryStateFiles } from "../sync/state-files.ts";
+import { directoryStateFiles, distrustDirectoryState } from "../sync/state-files.ts";
 import { defineTool } from "./tool.ts";
 
 /** The backend keeps at least this much of each stream, so output not shown can be paged later. */
@@ -120,8 +120,12 @@ export const run = defineTool({
       id = await backend.run(spec);
     } catch (error) {
       if (error instanceof BackendError && error.code === "not_found") {
+        // A synced file the backend lost would otherwise stay trusted by the file cache, and rsync would hand out
+        // the same stale state again.
+        const resync =
+          args.directory_state_id != null ? ` ${distrustDirectoryState(call, args.directory_state_id)}` : "";
         throw new UserError(
-          `The backend could not find the image or a file for this run: ${error.detail}. Check image with ${call.tool("get_image")} and file UUIDs from ${call.tool("upload")}.`,
+          `The backend could not find the image or a file for this run: ${error.detail}. Check image with ${call.tool("get_image")} and file UUIDs from ${call.tool("upload")}.${resync}`,
         );
       }
       throw error;

@@ -12,7 +12,6 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CloudBackend } from "../../src/backend/cloud/backend.ts";
-import { distrustDirectoryState } from "../../src/sync/state-files.ts";
 import { startFakeContree } from "../support/fake-contree.ts";
 import { connect, textOf, type TestSession } from "../support/mcp.ts";
 
@@ -143,11 +142,10 @@ describe("rsync", () => {
       (blob) => new TextDecoder().decode(blob.content) === "content the backend loses",
     )!;
     fake.state.files.delete(lost.sha256);
+    // Trusted for a day, the state would be sent again as it is: the failed run distrusts it and says to resync.
     const failed = await session.call("run", { command: "true", image, directory_state_id: id });
     expect(failed.isError).toBe(true);
-    // Trusted for a day, the state would be sent again as it is: run calls this when the backend lacks a file.
-    const advice = distrustDirectoryState({ deps: session.app.deps, tool: (name) => name }, id);
-    expect(advice).toContain("rsync");
+    expect(textOf(failed)).toContain(`contree_rsync again with the same source and destination`);
     const before = uploads();
     const resynced = view(await session.call("rsync", { source: root, destination: "/lost" }));
     expect(resynced).toMatchObject({ directory_state_id: id, hashed: 0, uploaded: 1, reused: 1 });
