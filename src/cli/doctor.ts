@@ -496,6 +496,14 @@ function cacheCheck(name: string, path: string, known: number): Check {
       detail: `${path} cannot be read (${errorText(error)}): the server will move it aside and start a new one`,
     };
   }
+  if (found > 0 && found < known) {
+    return {
+      section: "files",
+      name,
+      status: "ok",
+      detail: `${path} (schema v${found}; the server migrates it to v${known} at its next start, or starts a new one where it cannot)`,
+    };
+  }
   if (found !== known) {
     return {
       section: "files",
