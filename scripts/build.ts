@@ -51,6 +51,13 @@ export function hostTarget(): Target | undefined {
 
 export const VERSION: string = process.env.CONTREE_MCP_VERSION ?? pkg.version;
 
+/** Every tool's JSON Schemas, converted now so the binary does not convert them at its first tools/list. */
+async function builtToolSchemas(): Promise<Record<string, unknown>> {
+  const { TOOLS } = await import("../src/tools/index.ts");
+  const { toolJsonSchemas } = await import("../src/tools/tool.ts");
+  return Object.fromEntries(TOOLS.map((tool) => [tool.name, toolJsonSchemas(tool)]));
+}
+
 /** One compile; `target` undefined means this machine's platform. */
 export async function compile(outfile: string, target?: Target): Promise<void> {
   const result = await Bun.build({
@@ -61,7 +68,10 @@ export async function compile(outfile: string, target?: Target): Promise<void> {
     format: "esm",
     minify: true,
     sourcemap: "linked",
-    define: { CONTREE_MCP_VERSION: JSON.stringify(VERSION) },
+    define: {
+      CONTREE_MCP_VERSION: JSON.stringify(VERSION),
+      CONTREE_MCP_TOOL_JSON_SCHEMAS: JSON.stringify(await builtToolSchemas()),
+    },
   });
   if (!result.success) {
     throw new AggregateError(result.logs, `compiling ${target?.name ?? "the host binary"} failed`);

@@ -98,24 +98,45 @@ interface JsonSchemaConverter {
   output(options: { target: string }): Record<string, unknown>;
 }
 
+/** The JSON Schema target the MCP SDK asks for; scripts/build.ts converts to it at build time. */
+export const JSON_SCHEMA_TARGET = "draft-2020-12";
+
+/** Every tool's schemas as JSON Schema, converted by scripts/build.ts; undefined when run from source. */
+declare const CONTREE_MCP_TOOL_JSON_SCHEMAS:
+  | Record<string, { input: Record<string, unknown>; output: Record<string, unknown> }>
+  | undefined;
+const BUILT_JSON_SCHEMAS =
+  typeof CONTREE_MCP_TOOL_JSON_SCHEMAS === "object" ? CONTREE_MCP_TOOL_JSON_SCHEMAS : {};
+
+/** A tool's input and output schemas as JSON Schema, for scripts/build.ts to bake into the binary. */
+export function toolJsonSchemas(tool: ToolDefinition): {
+  input: Record<string, unknown>;
+  output: Record<string, unknown>;
+} {
+  const convert = (schema: z.ZodType, io: "input" | "output") =>
+    (schema["~standard"] as unknown as { jsonSchema: JsonSchemaConverter }).jsonSchema[io]({
+      target: JSON_SCHEMA_TARGET,
+    });
+  return { input: convert(tool.input, "input"), output: convert(tool.output, "output") };
+}
+
 const memoised = new WeakMap<object, unknown>();
 
 /**
- * The same schema, whose JSON Schema is converted once per process. The SDK converts every tool's schemas on each
- * tools/list, and HTTP mode builds a server per request: conversion was most of a warm tools/list.
+ * The same schema, whose JSON Schema is converted once per process, or not at all in the compiled binary (where
+ * the build converted it). The SDK converts every tool's schemas on each tools/list, and HTTP mode builds a server
+ * per request: conversion was most of a tools/list, and a third of the binary's time to its first tools/list.
  */
-export function withMemoisedJsonSchema<S extends z.ZodType>(schema: S): S {
+export function withMemoisedJsonSchema<S extends z.ZodType>(schema: S, built?: Record<string, unknown>): S {
   const known = memoised.get(schema);
   if (known) return known as S;
   const standard = schema["~standard"] as S["~standard"] & { jsonSchema: JsonSchemaConverter };
   const results = new Map<string, Record<string, unknown>>();
   const once = (io: "input" | "output", options: { target: string }): Record<string, unknown> => {
     const key = `${io}:${options.target}`;
-    let result = results.get(key);
-    if (!result) {
-      result = standard.jsonSchema[io](options);
-      results.set(key, result);
-    }
+    let result = results.get(key) ?? (options.target === JSON_SCHEMA_TARGET ? built : undefined);
+    if (!result) result = standard.jsonSchema[io](options);
+    results.set(key, result);
     return structuredClone(result);
   };
   const wrapped = {
@@ -141,8 +162,8 @@ export function registerTool(server: McpServer, definition: ToolDefinition, deps
     {
       title: definition.title,
       description: withPrefix(definition.description, prefix).trim(),
-      inputSchema: withMemoisedJsonSchema(definition.input),
-      outputSchema: withMemoisedJsonSchema(definition.output),
+      inputSchema: withMemoisedJsonSchema(definition.input, BUILT_JSON_SCHEMAS[definition.name]?.input),
+      outputSchema: withMemoisedJsonSchema(definition.output, BUILT_JSON_SCHEMAS[definition.name]?.output),
       annotations: { title: definition.title, ...definition.annotations },
     },
     async (args: unknown, ctx: ServerContext): Promise<CallToolResult> => {

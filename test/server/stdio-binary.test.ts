@@ -4,7 +4,9 @@ import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CloudBackend } from "../../src/backend/cloud/backend.ts";
 import { startFakeContree } from "../support/fake-contree.ts";
+import { connect } from "../support/mcp.ts";
 
 // The shipped artifact, end to end: compile it, move nothing beside it, talk MCP over its stdio.
 const dir = mkdtempSync(join(tmpdir(), "contree-mcp-binary-"));
@@ -64,6 +66,13 @@ describe("compiled binary", () => {
     await client.connect(transport);
     const { tools } = await client.listTools();
     expect(tools.map((t) => t.name)).toContain("contree_run");
+    // The binary lists the JSON Schemas the build converted; they must be what the source converts now.
+    const source = await connect(new CloudBackend({ url: fake.url, token: fake.token, version: "test" }));
+    try {
+      expect(tools).toEqual((await source.client.listTools()).tools);
+    } finally {
+      await source.close();
+    }
     const result = await client.callTool({ name: "contree_list_images", arguments: {} });
     expect(result.isError).toBeFalsy();
     const ran = await client.callTool({
