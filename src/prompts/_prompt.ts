@@ -7,7 +7,7 @@ export interface PromptDefinition<S extends z.ZodRawShape = z.ZodRawShape> {
   name: string;
   title: string;
   description: string;
-  /** Built per server: completers capture `deps`, and the SDK marks each schema it is given. */
+  /** Built once per deps (completers capture them); registerPrompt reuses it for every server over those deps. */
   args(deps: ToolDeps): z.ZodObject<S>;
   /** The user message; `{{p}}` stands for the tool prefix. */
   text(args: z.output<z.ZodObject<S>>): string;
@@ -27,10 +27,25 @@ export function fill(template: string, values: Record<string, string>): string {
   });
 }
 
+/** Schemas by deps: HTTP mode builds a server per request over the same deps, and building them was a hot spot. */
+const argsByDeps = new WeakMap<ToolDeps, Map<string, z.ZodObject>>();
+
+function argsSchema(definition: PromptDefinition, deps: ToolDeps): z.ZodObject {
+  let byName = argsByDeps.get(deps);
+  if (!byName) argsByDeps.set(deps, (byName = new Map()));
+  let schema = byName.get(definition.name);
+  if (!schema) byName.set(definition.name, (schema = definition.args(deps)));
+  return schema;
+}
+
 export function registerPrompt(server: McpServer, definition: PromptDefinition, deps: ToolDeps): void {
   server.registerPrompt(
     definition.name,
-    { title: definition.title, description: definition.description, argsSchema: definition.args(deps) },
+    {
+      title: definition.title,
+      description: definition.description,
+      argsSchema: argsSchema(definition, deps),
+    },
     (args): GetPromptResult => ({
       description: definition.description,
       messages: [
