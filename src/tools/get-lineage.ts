@@ -106,7 +106,7 @@ export const getLineage = defineTool({
   description: DESCRIPTION,
   input: z.object({ image: imageRefSchema }),
   output: lineageSchema,
-  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   run: (args, call) => lineageOf(call, args.image),
   summary: (lineage) => lineageText(lineage),
 });

@@ -117,7 +117,7 @@ export const listFiles = defineTool({
       .describe(`More than ${MAX_ENTRIES} entries: only the first ${MAX_ENTRIES} by name are returned`),
     entries: z.array(entrySchema),
   }),
-  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   async run(args, call) {
     const image = await resolveImageUuid(call.deps.backend, args.image, call.tool);
     const listing = await listImageDirectory(call, image, args.path);

@@ -294,7 +294,7 @@ export const readFile = defineTool({
     truncated: z.boolean().describe("More of the file follows"),
     next: z.string().nullable().describe("The call that reads the next part"),
   }),
-  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   async run(args, call) {
     const lineMode = args.line_start != null || args.line_count != null;
     if (lineMode && (args.offset != null || args.limit != null)) {

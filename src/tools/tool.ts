@@ -34,6 +34,10 @@ export interface Annotations {
   readOnlyHint: boolean;
   destructiveHint: boolean;
   idempotentHint: boolean;
+  /**
+   * True when the tool reaches past the backend's images and operations: commands that may use a network (run),
+   * registries (import_image, registry_auth), or this machine's files (upload, rsync, download).
+   */
   openWorldHint: boolean;
 }
 
