@@ -168,7 +168,7 @@ export function toolReference(tools: readonly ToolDefinition[], options: Referen
             ? ""
             : `\`${field.default}\``;
         out.push(
-          `| \`${field.name}\` | ${cell(field.type)} | ${cell(fallback)} | ${cell(field.description)} |`,
+          `| \`${field.name}\` | ${cell(field.type)} | ${cell(fallback)} | ${cell(withPrefix(field.description, prefix))} |`,
         );
       }
       out.push("");
@@ -177,7 +177,9 @@ export function toolReference(tools: readonly ToolDefinition[], options: Referen
     if (options.fullDescriptions) {
       out.push("| result field | type | description |", "|---|---|---|");
       for (const field of outputs) {
-        out.push(`| \`${field.name}\` | ${cell(field.type)} | ${cell(field.description)} |`);
+        out.push(
+          `| \`${field.name}\` | ${cell(field.type)} | ${cell(withPrefix(field.description, prefix))} |`,
+        );
       }
       out.push("");
     } else {

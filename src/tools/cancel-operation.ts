@@ -9,7 +9,9 @@ export const cancelOperation = defineTool({
   name: "cancel_operation",
   title: "Cancel an operation",
   description: DESCRIPTION,
-  input: z.object({ operation_id: z.string().min(1).describe("Operation id from run or import_image") }),
+  input: z.object({
+    operation_id: z.string().min(1).describe("Operation id from {{p}}run or {{p}}import_image"),
+  }),
   output: z.object({
     operation_id: z.string(),
     cancelled: z.boolean().describe("true when the operation is now CANCELLED"),

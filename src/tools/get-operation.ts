@@ -24,7 +24,7 @@ export const getOperation = defineTool({
   title: "Get an operation",
   description: DESCRIPTION,
   input: z.object({
-    operation_id: z.string().min(1).describe("Operation id from run or import_image"),
+    operation_id: z.string().min(1).describe("Operation id from {{p}}run or {{p}}import_image"),
     stream: z.enum(["stdout", "stderr"]).nullish().describe("Read a page of this stream's kept output"),
     offset: z.number().int().min(0).default(0).describe("Byte offset of the page (with stream)"),
     limit: z.number().int().min(1).max(1_000_000).default(16_000).describe("Bytes per page (with stream)"),

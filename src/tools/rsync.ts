@@ -28,7 +28,7 @@ export const rsync = defineTool({
     directory_state_id: z
       .number()
       .int()
-      .describe("Pass to run(directory_state_id=...); stable for this source, destination and excludes"),
+      .describe("Pass to {{p}}run(directory_state_id=...); stable for this source, destination and excludes"),
     source: z.string(),
     destination: z.string(),
     files: z.number().int().describe("Files in the state"),

@@ -15,9 +15,9 @@ const MAX_KEEP_OUTPUT_BYTES = 10 << 20;
 const QUEUE_ALLOWANCE_S = 300;
 
 const fileSchema = z.union([
-  z.string().describe("File UUID from upload"),
+  z.string().describe("File UUID from {{p}}upload"),
   z.object({
-    uuid: z.string().describe("File UUID from upload"),
+    uuid: z.string().describe("File UUID from {{p}}upload"),
     mode: z
       .string()
       .regex(/^0?o?[0-7]{3,4}$/)
@@ -62,16 +62,18 @@ export const run = defineTool({
       .positive()
       .nullish()
       .describe(
-        "From rsync: places that synced directory at its destination; `files` entries override its paths",
+        "From {{p}}rsync: places that synced directory at its destination; `files` entries override its paths",
       ),
     files: z
       .record(z.string(), fileSchema)
       .nullish()
-      .describe('Container path -> file UUID from upload (or {uuid, mode}), e.g. {"/app/main.py": "<uuid>"}'),
+      .describe(
+        'Container path -> file UUID from {{p}}upload (or {uuid, mode}), e.g. {"/app/main.py": "<uuid>"}',
+      ),
     wait: z
       .boolean()
       .default(true)
-      .describe("false: return at once with operation_id; collect with wait_operations"),
+      .describe("false: return at once with operation_id; collect with {{p}}wait_operations"),
     truncate_output_at: z
       .number()
       .int()

@@ -124,24 +124,35 @@ export function toolJsonSchemas(tool: ToolDefinition): {
   return { input: convert(tool.input, "input"), output: convert(tool.output, "output") };
 }
 
-const memoised = new WeakMap<object, unknown>();
+const memoised = new WeakMap<object, Map<string, unknown>>();
 
 /**
- * The same schema, whose JSON Schema is converted once per process, or not at all in the compiled binary (where
- * the build converted it). The SDK converts every tool's schemas on each tools/list, and HTTP mode builds a server
- * per request: conversion was most of a tools/list, and a third of the binary's time to its first tools/list.
+ * The same schema, whose JSON Schema is converted once per process and prefix, or not at all in the compiled binary
+ * (where the build converted it). The SDK converts every tool's schemas on each tools/list, and HTTP mode builds a
+ * server per request: conversion was most of a tools/list, and a third of the binary's time to its first one.
+ * Descriptions may name other tools as `{{p}}name`; the prefix is filled in here.
  */
-export function withMemoisedJsonSchema<S extends z.ZodType>(schema: S, built?: Record<string, unknown>): S {
-  const known = memoised.get(schema);
+export function withMemoisedJsonSchema<S extends z.ZodType>(
+  schema: S,
+  prefix: string,
+  built?: Record<string, unknown>,
+): S {
+  let byPrefix = memoised.get(schema);
+  if (!byPrefix) memoised.set(schema, (byPrefix = new Map()));
+  const known = byPrefix.get(prefix);
   if (known) return known as S;
   const standard = schema["~standard"] as S["~standard"] & { jsonSchema: JsonSchemaConverter };
-  const results = new Map<string, Record<string, unknown>>();
+  const results = new Map<string, string>();
   const once = (io: "input" | "output", options: { target: string }): Record<string, unknown> => {
     const key = `${io}:${options.target}`;
-    let result = results.get(key) ?? (options.target === JSON_SCHEMA_TARGET ? built : undefined);
-    if (!result) result = standard.jsonSchema[io](options);
-    results.set(key, result);
-    return structuredClone(result);
+    let text = results.get(key);
+    if (text === undefined) {
+      const converted =
+        (options.target === JSON_SCHEMA_TARGET ? built : undefined) ?? standard.jsonSchema[io](options);
+      text = withPrefix(JSON.stringify(converted), prefix);
+      results.set(key, text);
+    }
+    return JSON.parse(text) as Record<string, unknown>;
   };
   const wrapped = {
     "~standard": {
@@ -154,7 +165,7 @@ export function withMemoisedJsonSchema<S extends z.ZodType>(schema: S, built?: R
       },
     },
   } as unknown as S;
-  memoised.set(schema, wrapped);
+  byPrefix.set(prefix, wrapped);
   return wrapped;
 }
 
@@ -166,8 +177,16 @@ export function registerTool(server: McpServer, definition: ToolDefinition, deps
     {
       title: definition.title,
       description: withPrefix(definition.description, prefix).trim(),
-      inputSchema: withMemoisedJsonSchema(definition.input, BUILT_JSON_SCHEMAS[definition.name]?.input),
-      outputSchema: withMemoisedJsonSchema(definition.output, BUILT_JSON_SCHEMAS[definition.name]?.output),
+      inputSchema: withMemoisedJsonSchema(
+        definition.input,
+        prefix,
+        BUILT_JSON_SCHEMAS[definition.name]?.input,
+      ),
+      outputSchema: withMemoisedJsonSchema(
+        definition.output,
+        prefix,
+        BUILT_JSON_SCHEMAS[definition.name]?.output,
+      ),
       annotations: { title: definition.title, ...definition.annotations },
     },
     async (args: unknown, ctx: ServerContext): Promise<CallToolResult> => {

@@ -19,7 +19,7 @@ export const upload = defineTool({
     content_base64: z.string().nullish().describe("Binary content, base64-encoded"),
   }),
   output: z.object({
-    uuid: z.string().describe('File UUID: use it in run(files={"/container/path": uuid})'),
+    uuid: z.string().describe('File UUID: use it in {{p}}run(files={"/container/path": uuid})'),
     sha256: z.string(),
     size: z.number().int().describe("Bytes"),
     already_stored: z.boolean().describe("The backend had this content already; nothing was sent"),

@@ -23,7 +23,7 @@ export const waitOperations = defineTool({
       .array(z.string().min(1))
       .min(1)
       .max(1000)
-      .describe("Operation ids from run or import_image with wait=false"),
+      .describe("Operation ids from {{p}}run or {{p}}import_image with wait=false"),
     timeout: z
       .number()
       .positive()

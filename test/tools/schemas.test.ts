@@ -43,6 +43,21 @@ describe("tools/list as a client sees it", () => {
     }
   });
 
+  test("schemas name other tools with the configured prefix", async () => {
+    const listed = JSON.stringify((await session.client.listTools()).tools);
+    expect(listed).not.toContain("{{p}}");
+    expect(listed).toContain("File UUID from contree_upload");
+    const other = await connect(unavailableBackend("local", "not needed"), { tool_prefix: "sbx_" });
+    try {
+      const { tools } = await other.client.listTools();
+      const run = tools.find((tool) => tool.name === "sbx_run")!;
+      expect(JSON.stringify(run.inputSchema)).toContain("collect with sbx_wait_operations");
+      expect(JSON.stringify(tools)).not.toContain("contree_");
+    } finally {
+      await other.close();
+    }
+  });
+
   test("instructions name tools with the configured prefix and stay under 2 KB", () => {
     const instructions = session.client.getInstructions() ?? "";
     expect(instructions).toContain("contree_run");
