@@ -112,16 +112,18 @@ declare const CONTREE_MCP_TOOL_JSON_SCHEMAS:
 const BUILT_JSON_SCHEMAS =
   typeof CONTREE_MCP_TOOL_JSON_SCHEMAS === "object" ? CONTREE_MCP_TOOL_JSON_SCHEMAS : {};
 
+function toJsonSchema(schema: z.ZodType, io: "input" | "output"): Record<string, unknown> {
+  return (schema["~standard"] as unknown as { jsonSchema: JsonSchemaConverter }).jsonSchema[io]({
+    target: JSON_SCHEMA_TARGET,
+  });
+}
+
 /** A tool's input and output schemas as JSON Schema, for scripts/build.ts to bake into the binary. */
 export function toolJsonSchemas(tool: ToolDefinition): {
   input: Record<string, unknown>;
   output: Record<string, unknown>;
 } {
-  const convert = (schema: z.ZodType, io: "input" | "output") =>
-    (schema["~standard"] as unknown as { jsonSchema: JsonSchemaConverter }).jsonSchema[io]({
-      target: JSON_SCHEMA_TARGET,
-    });
-  return { input: convert(tool.input, "input"), output: convert(tool.output, "output") };
+  return { input: toJsonSchema(tool.input, "input"), output: toJsonSchema(tool.output, "output") };
 }
 
 const memoised = new WeakMap<object, Map<string, unknown>>();
