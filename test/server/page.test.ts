@@ -24,7 +24,8 @@ import {
 import { TOOLS } from "../../src/tools/index.ts";
 import { startFakeContree } from "../support/fake-contree.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
+// Debian's package by default; CHROMIUM_PATH elsewhere (GitHub's Ubuntu runners ship Google Chrome instead).
+const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const ARTIFACTS = join(import.meta.dir, "../../.artifacts");
 
 let fake: Awaited<ReturnType<typeof startFakeContree>>;
