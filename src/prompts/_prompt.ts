@@ -2,6 +2,7 @@ import type { GetPromptResult, McpServer } from "@modelcontextprotocol/server";
 import type * as z from "zod";
 import type { ToolDeps } from "../tools/tool.ts";
 import { withPrefix } from "../tools/tool.ts";
+import { tagsStartingWith } from "../tools/_images.ts";
 
 export interface PromptDefinition<S extends z.ZodRawShape = z.ZodRawShape> {
   name: string;
@@ -65,43 +66,18 @@ const COMPLETIONS = 50;
 
 /** Completes an image name argument (e.g. `ubuntu:noble`) from the tags on the backend. */
 export function completeTag(deps: ToolDeps): (value: string | undefined) => Promise<string[]> {
-  return async (value) => {
-    const prefix = (value ?? "").replace(/^tag:/, "");
-    try {
-      const images = await deps.backend.listImages({
-        tagged: true,
-        limit: COMPLETIONS,
-        offset: 0,
-        ...(prefix ? { tagPrefix: prefix } : {}),
-      });
-      return images.flatMap((image) => (image.tag ? [image.tag] : [])).toSorted();
-    } catch {
-      // Completion is a convenience: a backend that cannot answer just offers nothing.
-      return [];
-    }
-  };
+  return (value) => tagsStartingWith(deps.backend, (value ?? "").replace(/^tag:/, ""), COMPLETIONS);
 }
 
 /** Completes a project scope from the first part of existing tags (`myproject/deps/...` gives `myproject`). */
 export function completeScope(deps: ToolDeps): (value: string | undefined) => Promise<string[]> {
   return async (value) => {
-    const typed = value ?? "";
-    try {
-      const images = await deps.backend.listImages({
-        tagged: true,
-        limit: 1000,
-        offset: 0,
-        ...(typed ? { tagPrefix: typed } : {}),
-      });
-      const scopes = new Set<string>();
-      for (const image of images) {
-        const scope = image.tag?.split("/")[0];
-        if (scope && image.tag!.includes("/") && scope !== "common") scopes.add(scope);
-      }
-      return [...scopes].toSorted().slice(0, COMPLETIONS);
-    } catch {
-      return [];
+    const scopes = new Set<string>();
+    for (const tag of await tagsStartingWith(deps.backend, value ?? "", 1000)) {
+      const scope = tag.split("/")[0];
+      if (scope && tag.includes("/") && scope !== "common") scopes.add(scope);
     }
+    return [...scopes].toSorted().slice(0, COMPLETIONS);
   };
 }
 

@@ -1,6 +1,7 @@
 import type { Variables } from "@modelcontextprotocol/server";
 import { UserError } from "../errors.ts";
 import type { ToolCall, ToolDeps } from "../tools/tool.ts";
+import { tagsStartingWith } from "../tools/_images.ts";
 
 /** Resource handlers reuse tool logic: a call without progress, cancelled with the request. */
 export function resourceCall(deps: ToolDeps, signal: AbortSignal = new AbortController().signal): ToolCall {
@@ -25,18 +26,7 @@ export function completeImage(deps: ToolDeps): (value: string) => Promise<string
   return async (value) => {
     const typed = decodeSafe(value);
     const prefix = typed.startsWith("tag:") ? typed.slice(4) : typed;
-    try {
-      const images = await deps.backend.listImages({
-        tagged: true,
-        limit: COMPLETIONS,
-        offset: 0,
-        ...(prefix ? { tagPrefix: prefix } : {}),
-      });
-      return images.flatMap((image) => (image.tag ? [`tag:${image.tag}`] : [])).toSorted();
-    } catch {
-      // Completion is a convenience: a backend that cannot answer just offers nothing.
-      return [];
-    }
+    return (await tagsStartingWith(deps.backend, prefix, COMPLETIONS)).map((tag) => `tag:${tag}`);
   };
 }
 

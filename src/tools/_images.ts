@@ -99,3 +99,19 @@ export const imageSchema = z.object({
 export function imageView(image: Image): z.output<typeof imageSchema> {
   return { uuid: image.uuid, tag: image.tag, created_at: image.createdAt };
 }
+
+/** Tags on the backend that start with `prefix`, sorted, for completion: a backend that cannot answer offers none. */
+export async function tagsStartingWith(backend: Backend, prefix: string, limit = 50): Promise<string[]> {
+  try {
+    const images = await backend.listImages({
+      tagged: true,
+      limit,
+      offset: 0,
+      ...(prefix ? { tagPrefix: prefix } : {}),
+    });
+    return images.flatMap((image) => (image.tag ? [image.tag] : [])).toSorted();
+  } catch {
+    // Completion is a convenience, never an error.
+    return [];
+  }
+}
