@@ -3,12 +3,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { CloudBackend } from "../../src/backend/cloud/backend.ts";
 import { OPTIONS } from "../../src/config.ts";
 import { schemaWords } from "../../src/guide/reference.ts";
 import { GUIDE_SECTIONS } from "../../src/guide/sections.ts";
 import { TOOLS } from "../../src/tools/index.ts";
-import { startFakeContree, type FakeContree } from "../support/fake-contree.ts";
+import { startFakeContree, type FakeContree, cloudBackendFor } from "../support/fake-contree.ts";
 import { connect, type TestSession } from "../support/mcp.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -152,9 +151,7 @@ let templates: { uriTemplate: string; name: string }[];
 
 beforeAll(async () => {
   fake = await startFakeContree();
-  session = await connect(
-    new CloudBackend({ url: fake.url, token: fake.token, version: "test", retry: { baseDelayMs: 1 } }),
-  );
+  session = await connect(cloudBackendFor(fake));
   templates = (await session.client.listResourceTemplates()).resourceTemplates;
   for (const template of templates) KNOWN_WORDS.add(template.name);
 });

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { CloudBackend } from "../../src/backend/cloud/backend.ts";
 import { inputFields } from "../../src/guide/reference.ts";
 import { GUIDE_SECTIONS } from "../../src/guide/sections.ts";
 import { TOOLS } from "../../src/tools/index.ts";
-import { startFakeContree, type FakeContree } from "../support/fake-contree.ts";
+import { startFakeContree, type FakeContree, cloudBackendFor } from "../support/fake-contree.ts";
 import { connect, textOf, type TestSession } from "../support/mcp.ts";
 
 let fake: FakeContree;
@@ -11,9 +10,7 @@ let session: TestSession;
 
 beforeAll(async () => {
   fake = await startFakeContree();
-  session = await connect(
-    new CloudBackend({ url: fake.url, token: fake.token, version: "test", retry: { baseDelayMs: 1 } }),
-  );
+  session = await connect(cloudBackendFor(fake));
 });
 
 afterAll(async () => {
@@ -94,10 +91,7 @@ describe("get_guide", () => {
   });
 
   test("a different prefix reaches the guide text", async () => {
-    const other = await connect(
-      new CloudBackend({ url: fake.url, token: fake.token, version: "test", retry: { baseDelayMs: 1 } }),
-      { tool_prefix: "sbx_" },
-    );
+    const other = await connect(cloudBackendFor(fake), { tool_prefix: "sbx_" });
     try {
       const result = await other.call("get_guide", { section: "workflow" });
       const content = (result.structuredContent as { content: string }).content;

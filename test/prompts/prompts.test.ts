@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { CloudBackend } from "../../src/backend/cloud/backend.ts";
 import { suggestedTag } from "../../src/prompts/_prompt.ts";
-import { startFakeContree, type FakeContree } from "../support/fake-contree.ts";
+import { startFakeContree, type FakeContree, cloudBackendFor } from "../support/fake-contree.ts";
 import { connect, type TestSession } from "../support/mcp.ts";
 
 /** The Python server's prompts: names and arguments (required ones marked). */
@@ -23,9 +22,7 @@ let session: TestSession;
 
 beforeAll(async () => {
   fake = await startFakeContree();
-  session = await connect(
-    new CloudBackend({ url: fake.url, token: fake.token, version: "test", retry: { baseDelayMs: 1 } }),
-  );
+  session = await connect(cloudBackendFor(fake));
   fake.addImage({ tag: "ubuntu:noble" });
   fake.addImage({ tag: "python:3.11-slim" });
   fake.addImage({ tag: "common/python-ml/python:3.11-slim" });

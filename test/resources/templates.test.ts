@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { CloudBackend } from "../../src/backend/cloud/backend.ts";
-import { startFakeContree } from "../support/fake-contree.ts";
+import { startFakeContree, cloudBackendFor } from "../support/fake-contree.ts";
 import { connect, type TestSession } from "../support/mcp.ts";
 
 type Fake = Awaited<ReturnType<typeof startFakeContree>>;
@@ -13,9 +12,7 @@ beforeAll(async () => {
   fake = await startFakeContree({
     execute: () => ({ exitCode: 0, stdout: "done\n", stderr: "", changed: { "/root/made.txt": "x" } }),
   });
-  session = await connect(
-    new CloudBackend({ url: fake.url, token: fake.token, version: "test", retry: { baseDelayMs: 1 } }),
-  );
+  session = await connect(cloudBackendFor(fake));
   image = fake.addImage({
     tag: "common/python/python:3.11-slim",
     files: {

@@ -3,10 +3,9 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openApp, type App } from "../../src/app.ts";
-import { CloudBackend } from "../../src/backend/cloud/backend.ts";
 import { resolveConfig } from "../../src/config.ts";
 import { createHttpHandler } from "../../src/server/http.ts";
-import { startFakeContree } from "../support/fake-contree.ts";
+import { startFakeContree, cloudBackendFor } from "../support/fake-contree.ts";
 
 // The MCP conformance suite (HTTP only; it needs Node 22's fs.globSync, so it runs under bun --bun), with the
 // expected failures listed and explained in the baseline files. Two runs:
@@ -31,7 +30,7 @@ beforeAll(async () => {
     cache_files: join(dir, "files.db"),
     local_root: join(dir, "local"),
   });
-  app = await openApp(config, new CloudBackend({ url: fake.url, token: fake.token, version: "test" }));
+  app = await openApp(config, cloudBackendFor(fake));
   const handler = createHttpHandler(app, { listen: "127.0.0.1", port: 0 });
   server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req, s) => handler.fetch(req, s) });
 });

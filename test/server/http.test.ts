@@ -5,7 +5,6 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openApp, type App } from "../../src/app.ts";
-import { CloudBackend } from "../../src/backend/cloud/backend.ts";
 import { resolveConfig, type OptionName } from "../../src/config.ts";
 import { UserError } from "../../src/errors.ts";
 import {
@@ -19,7 +18,7 @@ import {
 } from "../../src/server/http.ts";
 import { TOOLS } from "../../src/tools/index.ts";
 import { VERSION } from "../../src/version.ts";
-import { startFakeContree } from "../support/fake-contree.ts";
+import { startFakeContree, cloudBackendFor } from "../support/fake-contree.ts";
 
 type Fake = Awaited<ReturnType<typeof startFakeContree>>;
 
@@ -43,10 +42,7 @@ function config(flags: Partial<Record<OptionName, string>> = {}) {
 }
 
 async function newApp(flags: Partial<Record<OptionName, string>> = {}): Promise<App> {
-  const fresh = await openApp(
-    config(flags),
-    new CloudBackend({ url: fake.url, token: fake.token, version: "test", retry: { baseDelayMs: 1 } }),
-  );
+  const fresh = await openApp(config(flags), cloudBackendFor(fake));
   fresh.deps.pollIntervalMs = { min: 5, max: 50 };
   return fresh;
 }

@@ -7,7 +7,6 @@ import { McpServer, ResourceTemplate } from "@modelcontextprotocol/server";
 import { chromium, type Browser } from "playwright-core";
 import * as z from "zod";
 import { openApp, type App } from "../../src/app.ts";
-import { CloudBackend } from "../../src/backend/cloud/backend.ts";
 import { resolveConfig } from "../../src/config.ts";
 import { createServerFactory } from "../../src/server/create.ts";
 import { createHttpHandler } from "../../src/server/http.ts";
@@ -22,7 +21,7 @@ import {
   type PageData,
 } from "../../src/server/page.ts";
 import { TOOLS } from "../../src/tools/index.ts";
-import { startFakeContree } from "../support/fake-contree.ts";
+import { startFakeContree, cloudBackendFor } from "../support/fake-contree.ts";
 
 // Debian's package by default; CHROMIUM_PATH elsewhere (GitHub's Ubuntu runners ship Google Chrome instead).
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
@@ -40,7 +39,7 @@ beforeAll(async () => {
     cache_files: join(dir, "files.db"),
     local_root: join(dir, "local"),
   });
-  app = await openApp(config, new CloudBackend({ url: fake.url, token: fake.token, version: "test" }));
+  app = await openApp(config, cloudBackendFor(fake));
 });
 
 afterAll(async () => {

@@ -4,8 +4,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CloudBackend } from "../../src/backend/cloud/backend.ts";
-import { startFakeContree } from "../support/fake-contree.ts";
+import { startFakeContree, cloudBackendFor } from "../support/fake-contree.ts";
 import { connect } from "../support/mcp.ts";
 
 // The shipped artifact, end to end: compile it, move nothing beside it, talk MCP over its stdio.
@@ -67,7 +66,7 @@ describe("compiled binary", () => {
     const { tools } = await client.listTools();
     expect(tools.map((t) => t.name)).toContain("contree_run");
     // The binary lists the JSON Schemas the build converted; they must be what the source converts now.
-    const source = await connect(new CloudBackend({ url: fake.url, token: fake.token, version: "test" }));
+    const source = await connect(cloudBackendFor(fake));
     try {
       expect(tools).toEqual((await source.client.listTools()).tools);
     } finally {

@@ -4,6 +4,7 @@
 // pluggable so tests decide what a command prints, changes and how long it takes.
 import { createHash, randomUUID } from "node:crypto";
 import { packTar, type TarEntry } from "modern-tar";
+import { CloudBackend } from "../../src/backend/cloud/backend.ts";
 
 export interface FakeFile {
   content: Uint8Array;
@@ -849,4 +850,18 @@ export async function startFakeContree(options: FakeContreeOptions = {}): Promis
       await server.stop(true);
     },
   };
+}
+
+/** The cloud client pointed at a fake server, with retries that do not wait. */
+export function cloudBackendFor(
+  fake: Pick<FakeContree, "url" | "token">,
+  options: Partial<ConstructorParameters<typeof CloudBackend>[0]> = {},
+): CloudBackend {
+  return new CloudBackend({
+    url: fake.url,
+    token: fake.token,
+    version: "test",
+    retry: { baseDelayMs: 1 },
+    ...options,
+  });
 }

@@ -2,8 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CloudBackend } from "../../src/backend/cloud/backend.ts";
-import { startFakeContree } from "../support/fake-contree.ts";
+import { startFakeContree, cloudBackendFor } from "../support/fake-contree.ts";
 import { connect, textOf, type TestSession } from "../support/mcp.ts";
 import { canRunLocal, localProblem, openFixture, type LocalFixture } from "../backend/local/helpers.ts";
 
@@ -53,7 +52,7 @@ describe.skipIf(!canRunLocal)(
 describe("import_image of a local source on the cloud backend", () => {
   test("is refused with what to do instead", async () => {
     const fake = await startFakeContree();
-    const session = await connect(new CloudBackend({ url: fake.url, token: fake.token, version: "test" }));
+    const session = await connect(cloudBackendFor(fake));
     try {
       const result = await session.call("import_image", { registry_url: "oci-archive:/tmp/image.tar" });
       expect(result.isError).toBe(true);

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { CloudBackend } from "../../src/backend/cloud/backend.ts";
 import type { Lineage } from "../../src/tools/get-lineage.ts";
-import { startFakeContree } from "../support/fake-contree.ts";
+import { startFakeContree, cloudBackendFor } from "../support/fake-contree.ts";
 import { connect, textOf, type TestSession } from "../support/mcp.ts";
 
 type Fake = Awaited<ReturnType<typeof startFakeContree>>;
@@ -19,9 +18,7 @@ beforeAll(async () => {
       changed: { "/root/step.txt": String(meta.command) },
     }),
   });
-  session = await connect(
-    new CloudBackend({ url: fake.url, token: fake.token, version: "test", retry: { baseDelayMs: 1 } }),
-  );
+  session = await connect(cloudBackendFor(fake));
   base = fake.addImage({ tag: "common/base/alpine:3" }).uuid;
 });
 

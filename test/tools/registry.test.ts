@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
-import { CloudBackend } from "../../src/backend/cloud/backend.ts";
 import { defaultCredentialsPath } from "../../src/registry/credentials.ts";
-import { startFakeContree } from "../support/fake-contree.ts";
+import { startFakeContree, cloudBackendFor } from "../support/fake-contree.ts";
 import { connect, textOf, type TestSession } from "../support/mcp.ts";
 import { startTestRegistry } from "../support/registry.ts";
 
@@ -13,9 +12,7 @@ let session: TestSession;
 
 beforeAll(async () => {
   fake = await startFakeContree();
-  session = await connect(
-    new CloudBackend({ url: fake.url, token: fake.token, version: "test", retry: { baseDelayMs: 1 } }),
-  );
+  session = await connect(cloudBackendFor(fake));
 });
 
 afterAll(async () => {

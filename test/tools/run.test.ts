@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { CloudBackend } from "../../src/backend/cloud/backend.ts";
-import { startFakeContree } from "../support/fake-contree.ts";
+import { startFakeContree, cloudBackendFor } from "../support/fake-contree.ts";
 import { connect, textOf, type TestSession } from "../support/mcp.ts";
 
 type Fake = Awaited<ReturnType<typeof startFakeContree>>;
@@ -38,9 +38,7 @@ beforeAll(async () => {
       return undefined;
     },
   });
-  session = await connect(
-    new CloudBackend({ url: fake.url, token: fake.token, version: "test", retry: { baseDelayMs: 1 } }),
-  );
+  session = await connect(cloudBackendFor(fake));
   base = fake.addImage({ tag: "common/base/alpine:3" }).uuid;
 });
 
@@ -227,7 +225,7 @@ describe("bad input is an isError result and the server keeps serving", () => {
   }
 
   test("a bad token says so", async () => {
-    const other = await connect(new CloudBackend({ url: fake.url, token: "wrong-token", version: "test" }));
+    const other = await connect(cloudBackendFor(fake, { token: "wrong-token" }));
     const result = await other.call("list_images", {});
     expect(result.isError).toBe(true);
     expect(textOf(result)).toMatch(/rejected the credentials.*token/);

@@ -3,8 +3,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CloudBackend } from "../../src/backend/cloud/backend.ts";
-import { startFakeContree } from "../support/fake-contree.ts";
+import { startFakeContree, cloudBackendFor } from "../support/fake-contree.ts";
 import { connect, textOf, type TestSession } from "../support/mcp.ts";
 
 type Fake = Awaited<ReturnType<typeof startFakeContree>>;
@@ -21,9 +20,7 @@ let dir: string;
 
 beforeAll(async () => {
   fake = await startFakeContree();
-  session = await connect(
-    new CloudBackend({ url: fake.url, token: fake.token, version: "test", retry: { baseDelayMs: 1 } }),
-  );
+  session = await connect(cloudBackendFor(fake));
   dir = mkdtempSync(join(tmpdir(), "contree-upload-"));
 });
 

@@ -4,7 +4,7 @@ import { unpackTar } from "modern-tar";
 import { CloudBackend } from "../../../src/backend/cloud/backend.ts";
 import { isTerminal, type Operation, type RunSpec } from "../../../src/backend/types.ts";
 import { BackendError } from "../../../src/errors.ts";
-import { startFakeContree, type FakeContree } from "../../support/fake-contree.ts";
+import { startFakeContree, type FakeContree, cloudBackendFor } from "../../support/fake-contree.ts";
 
 let fake: FakeContree;
 let cloud: CloudBackend;
@@ -53,7 +53,7 @@ async function caught(promise: Promise<unknown>): Promise<BackendError> {
 
 beforeAll(async () => {
   fake = await startFakeContree({ stepMs: 5 });
-  cloud = new CloudBackend({ url: fake.url, token: fake.token, version: "test", retry: { baseDelayMs: 1 } });
+  cloud = cloudBackendFor(fake);
 });
 
 afterAll(async () => {
