@@ -19,8 +19,8 @@ import {
   buildLayer,
   hasDockerRegistry,
   pushImage,
-  sha256Digest,
   startTestRegistry,
+  writeOciLayout,
 } from "../../test/support/registry.ts";
 
 const { values } = parseArgs({
@@ -195,32 +195,7 @@ if (hasDockerRegistry) {
 } else {
   const layout = mkdtempSync(join(tmpdir(), "contree-bench-layout-"));
   const layer = await buildLayer(bigLayer);
-  const blobs = join(layout, "blobs", "sha256");
-  mkdirSync(blobs, { recursive: true });
-  const put = (data: Uint8Array | string) => {
-    const digest = sha256Digest(data);
-    writeFileSync(join(blobs, digest.slice(7)), data);
-    return digest;
-  };
-  const config = JSON.stringify({
-    os: "linux",
-    architecture: "amd64",
-    rootfs: { type: "layers", diff_ids: [layer.diffId] },
-  });
-  const manifest = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: {
-      mediaType: "application/vnd.oci.image.config.v1+json",
-      digest: put(config),
-      size: config.length,
-    },
-    layers: [{ mediaType: layer.mediaType, digest: put(layer.blob), size: layer.blob.length }],
-  });
-  writeFileSync(
-    join(layout, "index.json"),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ digest: put(manifest), size: manifest.length }] }),
-  );
+  writeOciLayout(layout, [layer]);
   const t = await timed(async () => {
     const op = await fx.backend.settled(
       await fx.backend.importImage({ registryUrl: `oci-layout:${layout}`, timeoutS: 300 }),

@@ -640,3 +640,56 @@ export async function pushImage(
   const digest = await pushManifest(client, repository, tag, index, indexType);
   return { reference, digest, mediaType: indexType, image: images[0]!, images };
 }
+
+/** A layer as an OCI layout lists it: the stored blob, its media type and the diff id of its uncompressed tar. */
+export interface LayoutLayer {
+  blob: Uint8Array;
+  mediaType: string;
+  diffId: string;
+}
+
+/** Writes an OCI image layout (oci-layout, index.json, blobs) holding one linux/amd64 image of these layers. */
+export function writeOciLayout(root: string, layers: LayoutLayer[], refName?: string): void {
+  const blobs = join(root, "blobs", "sha256");
+  mkdirSync(blobs, { recursive: true });
+  const put = (data: Uint8Array | string) => {
+    const digest = sha256Digest(data);
+    writeFileSync(join(blobs, digest.slice(7)), data);
+    return digest;
+  };
+  const config = JSON.stringify({
+    architecture: "amd64",
+    os: "linux",
+    rootfs: { type: "layers", diff_ids: layers.map((layer) => layer.diffId) },
+  });
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: {
+      mediaType: "application/vnd.oci.image.config.v1+json",
+      digest: put(config),
+      size: config.length,
+    },
+    layers: layers.map((layer) => ({
+      mediaType: layer.mediaType,
+      digest: put(layer.blob),
+      size: layer.blob.length,
+    })),
+  });
+  const stored = put(manifest);
+  writeFileSync(join(root, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  writeFileSync(
+    join(root, "index.json"),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: "application/vnd.oci.image.manifest.v1+json",
+          digest: stored,
+          size: manifest.length,
+          ...(refName ? { annotations: { "org.opencontainers.image.ref.name": refName } } : {}),
+        },
+      ],
+    }),
+  );
+}

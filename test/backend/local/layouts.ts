@@ -1,8 +1,7 @@
 // Test images as OCI layouts on disk: a busybox base layer (gzip) and a top layer (zstd) with a whiteout, an opaque
 // directory, setuid, owners, a symlink and a hardlink.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { buildLayer, sha256Digest, type LayerSpec } from "../../support/registry.ts";
+import { readFileSync } from "node:fs";
+import { buildLayer, writeOciLayout, type LayerSpec } from "../../support/registry.ts";
 import { BUSYBOX } from "./helpers.ts";
 
 export const APPLETS = ["sh", "cat", "ls", "echo", "stat", "readlink", "test", "wc", "id"];
@@ -38,45 +37,9 @@ export async function writeLayout(root: string): Promise<void> {
   const base = await buildLayer(busyboxLayer());
   const top = await buildLayer(topLayer, { gzip: false });
   const zstd = Bun.zstdCompressSync(top.tar);
-  const blobs = join(root, "blobs", "sha256");
-  mkdirSync(blobs, { recursive: true });
-  const put = (data: Uint8Array | string) => {
-    const digest = sha256Digest(data);
-    writeFileSync(join(blobs, digest.slice(7)), data);
-    return digest;
-  };
-  const config = JSON.stringify({
-    architecture: "amd64",
-    os: "linux",
-    rootfs: { type: "layers", diff_ids: [base.diffId, top.diffId] },
-  });
-  const manifest = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: {
-      mediaType: "application/vnd.oci.image.config.v1+json",
-      digest: put(config),
-      size: config.length,
-    },
-    layers: [
-      { mediaType: base.mediaType, digest: put(base.blob), size: base.blob.length },
-      { mediaType: "application/vnd.oci.image.layer.v1.tar+zstd", digest: put(zstd), size: zstd.length },
-    ],
-  });
-  const manifestDigest = put(manifest);
-  writeFileSync(join(root, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  writeFileSync(
-    join(root, "index.json"),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [
-        {
-          mediaType: "application/vnd.oci.image.manifest.v1+json",
-          digest: manifestDigest,
-          size: manifest.length,
-          annotations: { "org.opencontainers.image.ref.name": "v1" },
-        },
-      ],
-    }),
+  writeOciLayout(
+    root,
+    [base, { mediaType: "application/vnd.oci.image.layer.v1.tar+zstd", blob: zstd, diffId: top.diffId }],
+    "v1",
   );
 }

@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { packTar, type TarHeader } from "modern-tar";
 import { isOpaque, isWhiteout } from "../../../src/backend/local/fsx.ts";
 import { extractLayer } from "../../../src/backend/local/oci.ts";
-import { sha256Digest } from "../../support/registry.ts";
+import { sha256Digest, writeOciLayout } from "../../support/registry.ts";
 import { canRunLocal, localProblem, openFixture } from "./helpers.ts";
 
 const needs = `(needs the local backend: ${localProblem ?? "available"})`;
@@ -253,32 +253,9 @@ describe.skipIf(!canRunLocal)(`importing an escaping layer ${needs}`, () => {
           linkname: e.linkname?.replace("VICTIM", victim),
         })),
       );
-      const blobs = join(layout, "blobs", "sha256");
-      mkdirSync(blobs, { recursive: true });
-      const put = (data: Uint8Array | string) => {
-        const digest = sha256Digest(data);
-        writeFileSync(join(blobs, digest.slice(7)), data);
-        return digest;
-      };
-      const config = JSON.stringify({
-        architecture: "amd64",
-        os: "linux",
-        rootfs: { type: "layers", diff_ids: [sha256Digest(tar)] },
-      });
-      const manifest = JSON.stringify({
-        schemaVersion: 2,
-        mediaType: "application/vnd.oci.image.manifest.v1+json",
-        config: {
-          mediaType: "application/vnd.oci.image.config.v1+json",
-          digest: put(config),
-          size: config.length,
-        },
-        layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: put(tar), size: tar.length }],
-      });
-      writeFileSync(
-        join(layout, "index.json"),
-        JSON.stringify({ schemaVersion: 2, manifests: [{ digest: put(manifest), size: manifest.length }] }),
-      );
+      writeOciLayout(layout, [
+        { mediaType: "application/vnd.oci.image.layer.v1.tar", blob: tar, diffId: sha256Digest(tar) },
+      ]);
       const layersBefore = fx.backend.store.db.query("SELECT count(*) AS n FROM layers").get();
       const op = await fx.backend.settled(
         await fx.backend.importImage({ registryUrl: `oci-layout:${layout}`, timeoutS: 60 }),
