@@ -4,26 +4,14 @@ import { unpackTar } from "modern-tar";
 import { CloudBackend } from "../../../src/backend/cloud/backend.ts";
 import { isTerminal, type Operation, type RunSpec } from "../../../src/backend/types.ts";
 import { BackendError } from "../../../src/errors.ts";
+import { runSpec } from "../../support/run-spec.ts";
 import { startFakeContree, type FakeContree, cloudBackendFor } from "../../support/fake-contree.ts";
 
 let fake: FakeContree;
 let cloud: CloudBackend;
 
 function spec(image: string, overrides: Partial<RunSpec> = {}): RunSpec {
-  return {
-    image,
-    command: "echo hi",
-    args: [],
-    shell: true,
-    env: {},
-    cwd: "/root",
-    timeoutS: 30,
-    disposable: true,
-    stdin: null,
-    files: {},
-    keepOutputBytes: 8000,
-    ...overrides,
-  };
+  return runSpec(image, "echo hi", { timeoutS: 30, keepOutputBytes: 8000, ...overrides });
 }
 
 async function settle(id: string, on: CloudBackend = cloud): Promise<Operation> {

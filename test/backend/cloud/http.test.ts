@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { CloudBackend } from "../../../src/backend/cloud/backend.ts";
 import { ContreeHttp, parseRetryAfter } from "../../../src/backend/cloud/http.ts";
 import { BackendError } from "../../../src/errors.ts";
+import { runSpec } from "../../support/run-spec.ts";
 import { startFakeContree, type FakeContree } from "../../support/fake-contree.ts";
 
 let fake: FakeContree;
@@ -120,7 +121,9 @@ describe("ContreeHttp", () => {
     const image = fake.addImage({});
     fake.fail({ method: "POST", path: "/v1/instances", status: 500, body: { error: "boom", status: 500 } });
     const before = fake.requests.length;
-    const error = await caught(backend().run(runSpec(image.uuid)));
+    const error = await caught(
+      backend().run(runSpec(image.uuid, "echo hi", { timeoutS: 30, keepOutputBytes: 8000 })),
+    );
     expect(error.code).toBe("unavailable");
     expect(error.detail).toBe("boom");
     expect(countOf("POST", "/v1/instances", before)).toBe(1);
@@ -131,7 +134,7 @@ describe("ContreeHttp", () => {
     fake.fail({ method: "POST", path: "/v1/instances", status: 429, headers: { "Retry-After": "0" } });
     fake.fail({ method: "POST", path: "/v1/instances", status: 425 });
     const before = fake.requests.length;
-    const id = await backend().run(runSpec(image.uuid));
+    const id = await backend().run(runSpec(image.uuid, "echo hi", { timeoutS: 30, keepOutputBytes: 8000 }));
     expect(fake.state.operations.has(id)).toBe(true);
     expect(countOf("POST", "/v1/instances", before)).toBe(3);
   });
@@ -294,7 +297,10 @@ describe("replies", () => {
     try {
       const image = big.addImage({});
       const cloud = backend({ url: big.url, token: big.token });
-      const id = await cloud.run({ ...runSpec(image.uuid), keepOutputBytes: 4 * 1024 * 1024 });
+      const id = await cloud.run({
+        ...runSpec(image.uuid, "echo hi", { timeoutS: 30, keepOutputBytes: 8000 }),
+        keepOutputBytes: 4 * 1024 * 1024,
+      });
       let op = await cloud.getOperation(id);
       while (op.status !== "SUCCESS") {
         await Bun.sleep(5);
@@ -313,7 +319,7 @@ describe("replies", () => {
       try {
         const image = service.addImage({});
         const cloud = backend({ url: service.url, token: service.token });
-        const id = await cloud.run(runSpec(image.uuid));
+        const id = await cloud.run(runSpec(image.uuid, "echo hi", { timeoutS: 30, keepOutputBytes: 8000 }));
         const listed = await cloud.listOperations({ limit: 10, offset: 0 });
         expect(listed.map((op) => op.id)).toEqual([id]);
         expect(listed[0]?.kind).toBe("instance");
@@ -363,19 +369,3 @@ describe("replies", () => {
     expect((await caught(backend().getOperation(id))).code).toBe("protocol");
   });
 });
-
-function runSpec(image: string) {
-  return {
-    image,
-    command: "echo hi",
-    args: [],
-    shell: true,
-    env: {},
-    cwd: "/root",
-    timeoutS: 30,
-    disposable: true,
-    stdin: null,
-    files: {},
-    keepOutputBytes: 8000,
-  };
-}

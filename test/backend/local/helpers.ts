@@ -7,6 +7,7 @@ import { LocalBackend, type LocalBackendOptions } from "../../../src/backend/loc
 import { removeTree } from "../../../src/backend/local/fsx.ts";
 import { newLayerId } from "../../../src/backend/local/store.ts";
 import type { Operation, RunSpec } from "../../../src/backend/types.ts";
+import { runSpec } from "../../support/run-spec.ts";
 
 export const BUSYBOX = "/bin/busybox";
 
@@ -65,22 +66,7 @@ export async function openFixture(options: Partial<LocalBackendOptions> = {}): P
   };
 }
 
-export function runSpec(image: string, command: string, overrides: Partial<RunSpec> = {}): RunSpec {
-  return {
-    image,
-    command,
-    args: [],
-    shell: true,
-    env: {},
-    cwd: "/root",
-    timeoutS: 20,
-    disposable: true,
-    stdin: null,
-    files: {},
-    keepOutputBytes: 1 << 20,
-    ...overrides,
-  };
-}
+export { runSpec };
 
 /** Starts a run and waits for it to finish. */
 export async function runToEnd(
