@@ -5,7 +5,13 @@ import { tagsStartingWith } from "../tools/_images.ts";
 
 /** Resource handlers reuse tool logic: a call without progress, cancelled with the request. */
 export function resourceCall(deps: ToolDeps, signal: AbortSignal = new AbortController().signal): ToolCall {
-  return { deps, signal, progress: () => {}, tool: (name) => `${deps.config.toolPrefix}${name}` };
+  return {
+    deps,
+    signal,
+    progress: () => {},
+    hearsProgress: false,
+    tool: (name) => `${deps.config.toolPrefix}${name}`,
+  };
 }
 
 /** A template variable, percent-decoded (the SDK hands them over as they appear in the URI). */

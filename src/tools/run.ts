@@ -13,6 +13,8 @@ const KEEP_OUTPUT_BYTES = 1 << 20;
 const MAX_KEEP_OUTPUT_BYTES = 10 << 20;
 /** How long a waiting run allows for queueing on top of its own timeout before it hands back the operation id. */
 const QUEUE_ALLOWANCE_S = 300;
+/** Under the 60 s that clients such as Codex give a tool call, as wait_operations' default. */
+const SILENT_WAIT_MS = 50_000;
 
 const fileSchema = z.union([
   z.string().describe("File UUID from {{p}}upload"),
@@ -143,8 +145,12 @@ export const run = defineTool({
     let operation = await backend.getOperation(id);
     if (args.wait) {
       const started = Date.now();
+      const fullWaitMs = (args.timeout + QUEUE_ALLOWANCE_S) * 1000;
       const waited = await waitForOperation(backend, id, {
-        timeoutMs: (args.timeout + QUEUE_ALLOWANCE_S) * 1000,
+        // A client that hears no progress gets the result or the handle before its own timeout can cancel the run.
+        timeoutMs: call.hearsProgress
+          ? fullWaitMs
+          : Math.min(fullWaitMs, call.deps.silentWaitMs ?? SILENT_WAIT_MS),
         signal: call.signal,
         minIntervalMs: call.deps.pollIntervalMs?.min,
         maxIntervalMs: call.deps.pollIntervalMs?.max,

@@ -18,6 +18,8 @@ export interface ToolDeps {
   fileCache?: FileCache;
   /** Used by tests to shorten waits; production leaves it unset. */
   pollIntervalMs?: { min: number; max: number };
+  /** Used by tests: how long run blocks for a client that takes no progress (production: 50 s). */
+  silentWaitMs?: number;
 }
 
 export interface ToolCall {
@@ -26,6 +28,11 @@ export interface ToolCall {
   signal: AbortSignal;
   /** Reports progress to the client, when it asked for it (throttled; a heartbeat repeats the last message). */
   progress(message: string): void;
+  /**
+   * The client asked for progress, so heartbeats keep it waiting (clients reset their idle timeout on progress).
+   * Without it, a long blocking wait risks the client's own timeout (Codex: 60 s), whose cancel would stop the work.
+   */
+  hearsProgress: boolean;
   /** The registered (prefixed) name of a tool, for messages that tell the model what to call next. */
   tool(name: string): string;
 }
@@ -193,7 +200,13 @@ export function registerTool(server: McpServer, definition: ToolDefinition, deps
     },
     async (args: unknown, ctx: ServerContext): Promise<CallToolResult> => {
       const reporter = progressReporter(ctx);
-      const call: ToolCall = { deps, signal: ctx.mcpReq.signal, progress: reporter.report, tool };
+      const call: ToolCall = {
+        deps,
+        signal: ctx.mcpReq.signal,
+        progress: reporter.report,
+        hearsProgress: ctx.mcpReq._meta?.progressToken !== undefined,
+        tool,
+      };
       try {
         const result = await definition.run(args as never, call);
         return {

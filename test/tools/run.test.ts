@@ -180,6 +180,25 @@ describe("run", () => {
     expect(seen.length).toBeGreaterThanOrEqual(2);
   });
 
+  test("a client that takes no progress gets the handle before its own timeout; the run goes on", async () => {
+    session.app.deps.silentWaitMs = 300;
+    try {
+      const began = Date.now();
+      const result = await session.call("run", { command: "sleep 2", image: base });
+      expect(Date.now() - began).toBeLessThan(1500);
+      const early = result.structuredContent as { done: boolean; operation_id: string; output_hint: string };
+      expect(early.done).toBe(false);
+      expect(early.output_hint).toContain("contree_wait_operations");
+      const waited = await session.call("wait_operations", { operation_ids: [early.operation_id] });
+      expect(JSON.stringify(waited.structuredContent)).toContain('"status":"SUCCESS"');
+      // With progress, heartbeats keep the client waiting, so the same run is waited for to the end.
+      const heard = await session.call("run", { command: "sleep 1", image: base }, { onprogress: () => {} });
+      expect((heard.structuredContent as { done: boolean }).done).toBe(true);
+    } finally {
+      session.app.deps.silentWaitMs = undefined;
+    }
+  });
+
   test("a client cancelling a waiting run cancels the operation", async () => {
     const controller = new AbortController();
     const pending = session.call("run", { command: "sleep 30", image: base }, { signal: controller.signal });
