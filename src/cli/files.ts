@@ -1,8 +1,10 @@
 // File changes that cannot leave a client's config half-written: a backup first, then a temp file renamed over.
 import {
+  constants,
   copyFileSync,
   existsSync,
   mkdirSync,
+  readFileSync,
   realpathSync,
   renameSync,
   rmSync,
@@ -28,18 +30,33 @@ export function realTarget(path: string): string {
   }
 }
 
-/** Copies `path` to `<path>.bak-<stamp>` with its mode; returns the backup's path. */
-export function backup(path: string): string {
+/** Owner read/write at most: what a file that holds a secret may allow. */
+export const PRIVATE = 0o600;
+
+/**
+ * Copies `path` to `<path>.bak-<stamp>` with its mode, or at most 0600 when `secret` (the backup sits next to a
+ * file that is about to hold a token); returns the backup's path.
+ */
+export function backup(path: string, secret = false): string {
   let target = `${path}.bak-${stamp()}`;
   for (let n = 1; existsSync(target); n++) target = `${path}.bak-${stamp()}-${n}`;
-  copyFileSync(path, target);
+  if (secret) {
+    // Created 0600 from the first byte, not copied and then narrowed.
+    writeFileSync(target, readFileSync(path), { mode: statSync(path).mode & PRIVATE, flag: "wx" });
+  } else {
+    copyFileSync(path, target, constants.COPYFILE_EXCL);
+  }
   return target;
 }
 
-/** Writes through a temp file in the same directory, keeping the old file's mode (new files: `mode`). */
-export function writeAtomic(path: string, text: string, mode = 0o644): void {
+/**
+ * Writes through a temp file in the same directory, keeping the old file's mode (new files: `mode`). With
+ * `secret`, an existing file's mode is narrowed to at most 0600: a config readable by others must not gain a token.
+ */
+export function writeAtomic(path: string, text: string, mode = 0o644, secret = false): void {
   mkdirSync(dirname(path), { recursive: true });
-  const keep = existsSync(path) ? statSync(path).mode & 0o777 : mode;
+  const old = existsSync(path) ? statSync(path).mode & 0o777 : undefined;
+  const keep = old === undefined ? mode : secret ? old & PRIVATE : old;
   const temp = `${path}.tmp-${process.pid}-${Date.now()}`;
   try {
     writeFileSync(temp, text, { mode: keep, flag: "wx" });

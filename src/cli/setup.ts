@@ -1,13 +1,13 @@
 // `contree-mcp setup <client>`: adds this server to an MCP client's user config. Only our entry changes; the
 // file is backed up first and replaced atomically; running it twice changes nothing the second time. A file that
 // does not parse is never touched.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, resolve, sep } from "node:path";
 import { envName, resolveConfig, type OptionName } from "../config.ts";
 import { UserError } from "../errors.ts";
 import { redact, registerSecret } from "../log.ts";
 import { CLIENT_IDS, CLIENTS, type Client, type ServerCommand } from "./clients.ts";
-import { backup, diff, realTarget, writeAtomic } from "./files.ts";
+import { backup, diff, PRIVATE, realTarget, writeAtomic } from "./files.ts";
 import { JsonSyntaxError, setJsonMember } from "./json-edit.ts";
 import { replaceTomlTable, tomlTable } from "./toml-edit.ts";
 
@@ -156,6 +156,8 @@ function edit(client: Client, text: string, name: string, entry: Record<string, 
   return crlf ? edited.replaceAll("\n", "\r\n") : edited;
 }
 
+const octal = (mode: number) => `0${mode.toString(8).padStart(3, "0")}`;
+
 /** Runs setup and returns the exit code: 0 done (or nothing to do), 1 the file was left untouched. */
 export function runSetup(options: SetupOptions, io: Output = stdio): number {
   const client = CLIENTS[options.client];
@@ -239,13 +241,21 @@ export function runSetup(options: SetupOptions, io: Output = stdio): number {
       `note: ${dirname(target)} did not exist, so it is created; is ${client.title} installed for this user?\n`,
     );
   }
-  const saved = exists ? backup(target) : undefined;
-  // New files get 0600: client configs tend to collect tokens.
-  writeAtomic(target, after, 0o600);
+  // A token in env narrows an existing file (and its backup) to 0600; new files get 0600 anyway, since client
+  // configs tend to collect tokens.
+  const secret = Object.keys(server.env).length > 0;
+  const oldMode = exists ? statSync(target).mode & 0o777 : undefined;
+  const saved = exists ? backup(target, secret) : undefined;
+  writeAtomic(target, after, PRIVATE, secret);
   io.out(`${verb} '${name}' in ${client.title}'s config ${path}${saved ? ` (backup: ${saved})` : ""}.\n`);
   io.out(`  command: ${[server.command, ...server.args].join(" ")}\n`);
   if (Object.keys(server.env).length > 0) {
     io.out(`  env: ${Object.keys(server.env).join(", ")} (stored in clear text in that file)\n`);
+    if (oldMode !== undefined && (oldMode & ~PRIVATE) !== 0) {
+      io.out(
+        `  mode: narrowed from ${octal(oldMode)} to ${octal(oldMode & PRIVATE)} (owner only, backup too) since the file now holds the token\n`,
+      );
+    }
   } else {
     io.out(
       "  no token written: the server reads CONTREE_MCP_TOKEN or `token` in ~/.config/contree/mcp.ini (add --env-token to store it in the client's config instead)\n",

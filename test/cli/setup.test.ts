@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import {
+  chmodSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -276,6 +277,26 @@ describe("setup: --print, tokens, bad files", () => {
         contree: { command: "/opt/contree/contree-mcp", args: [], env: { CONTREE_MCP_TOKEN: token } },
       },
     });
+  });
+
+  test("a token narrows a world-readable config and its backup to 0600, and says so", () => {
+    const token = "tok-very-secret-456";
+    const path = join(home, ".claude.json");
+    writeFileSync(path, '{"a": 1}\n');
+    chmodSync(path, 0o644);
+    const result = setup("claude-code", { env: { CONTREE_MCP_TOKEN: token } });
+    expect(result.code).toBe(0);
+    expect(readFileSync(path, "utf8")).toContain(token);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const [backup] = backups(path);
+    expect(statSync(join(home, backup!)).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(home, backup!), "utf8")).toBe('{"a": 1}\n');
+    expect(result.stdout).toContain("narrowed from 0644 to 0600");
+
+    // Without a token the mode is the user's business: an update keeps it.
+    chmodSync(path, 0o640);
+    expect(setup("claude-code").code).toBe(0);
+    expect(statSync(path).mode & 0o777).toBe(0o640);
   });
 
   const BROKEN: Record<string, [string, string]> = {
