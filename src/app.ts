@@ -13,6 +13,7 @@ import { VERSION } from "./version.ts";
 /** Opens the backend the configuration asks for, or one that explains why it cannot work here. */
 export async function openBackend(config: Config): Promise<Backend> {
   registerSecret(config.token);
+  registerSecret(config.httpToken);
   if (chosenBackend(config) === "cloud") {
     if (!config.token) {
       return unavailableBackend(

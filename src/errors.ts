@@ -1,6 +1,7 @@
 // Two channels. What the model can fix (bad input, unknown image, a backend that says no) is a UserError
 // or a BackendError and becomes an isError tool result that says what to change. Anything else is a bug
 // and is thrown as is.
+import { redact } from "./log.ts";
 
 /** Bad input or a state the model can change: the message says what was wrong and what to do instead. */
 export class UserError extends Error {
@@ -38,13 +39,16 @@ export class BackendError extends Error {
   readonly status: number | undefined;
 
   constructor(init: BackendErrorInit) {
-    const where = init.method && init.url ? `[${init.method}] ${JSON.stringify(init.url)}: ` : "";
+    // A reply body may echo the request, Authorization header included: known secrets never leave this object.
+    const detail = redact(init.detail);
+    const url = init.url === undefined ? undefined : redact(init.url);
+    const where = init.method && url ? `[${init.method}] ${JSON.stringify(url)}: ` : "";
     const status = init.status ? `${init.status} ` : "";
-    super(`${where}${status}${init.detail}`, { cause: init.cause });
+    super(`${where}${status}${detail}`, { cause: init.cause });
     this.code = init.code;
-    this.detail = init.detail;
+    this.detail = detail;
     this.method = init.method;
-    this.url = init.url;
+    this.url = url;
     this.status = init.status;
   }
 }

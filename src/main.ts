@@ -39,6 +39,11 @@ async function serve(args: Record<string, unknown>): Promise<void> {
   if (config.sources.token === "flag") {
     log.warn("--token is visible in process listings; prefer CONTREE_MCP_TOKEN or token in the INI file");
   }
+  if (config.sources.http_token === "flag") {
+    log.warn(
+      "--http-token is visible in process listings; prefer CONTREE_MCP_HTTP_TOKEN or http_token in the INI file",
+    );
+  }
   const app = await openApp(config);
   if (config.mode === "http") {
     const { runHttp } = await import("./server/http.ts");

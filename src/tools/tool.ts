@@ -4,7 +4,7 @@ import type { Backend } from "../backend/types.ts";
 import type { GeneralCache } from "../cache/general.ts";
 import type { Config } from "../config.ts";
 import { BackendError, UserError } from "../errors.ts";
-import { log } from "../log.ts";
+import { log, redact } from "../log.ts";
 import type { CredentialStore } from "../registry/credentials.ts";
 import type { FileCache } from "../sync/cache.ts";
 
@@ -214,7 +214,9 @@ export function registerTool(server: McpServer, definition: ToolDefinition, deps
           structuredContent: result as Record<string, unknown>,
         };
       } catch (error) {
-        const text = errorText(error, call);
+        const found = errorText(error, call);
+        // Whatever a backend or a user error quotes, registered secrets stay out of what the model reads.
+        const text = found === null ? null : redact(found);
         if (text === null) {
           log.error(`tool ${tool(definition.name)} failed:`, error);
           throw error;

@@ -252,6 +252,27 @@ describe("bad input is an isError result and the server keeps serving", () => {
     await other.close();
   });
 
+  test("a reply that echoes the token does not carry it to the model", async () => {
+    fake.fail({
+      path: "/v1/images",
+      status: 401,
+      body: `invalid Authorization header 'Bearer ${fake.token}'`,
+    });
+    fake.fail({
+      path: "/v1/operations",
+      status: 500,
+      times: 10,
+      body: `<pre>debug: token=${fake.token}</pre>`,
+    });
+    const refused = await session.call("list_images", {});
+    const failed = await session.call("list_operations", {});
+    for (const result of [refused, failed]) {
+      expect(result.isError).toBe(true);
+      expect(JSON.stringify(result)).not.toContain(fake.token);
+    }
+    expect(textOf(refused)).toContain("Bearer ***");
+  });
+
   test("an unreachable backend says so", async () => {
     const other = await connect(
       new CloudBackend({

@@ -2,7 +2,7 @@
 // concurrent requests, and every failure turned into a BackendError that names method, URL and status.
 import { ofetch } from "ofetch";
 import { BackendError, backendCodeForStatus } from "../../errors.ts";
-import { log } from "../../log.ts";
+import { log, registerSecret } from "../../log.ts";
 
 export interface RetryOptions {
   /** Tries in total, the first one included. */
@@ -124,6 +124,8 @@ export class ContreeHttp {
   private readonly closing = new AbortController();
 
   constructor(options: ContreeHttpOptions) {
+    // Whoever builds a client, its token is kept out of every log line and error text from then on.
+    registerSecret(options.token);
     this.base = `${options.url.replace(/\/+$/, "")}/v1`;
     this.headers = {
       Authorization: `Bearer ${options.token}`,
