@@ -274,7 +274,19 @@ export class ContreeHttp {
         throw new BackendError({ code: "unreachable", detail, method, url, cause: error });
       }
 
-      if (response.ok || (response.status >= 300 && response.status < 400)) {
+      if (response.status >= 300 && response.status < 400) {
+        // fetch follows real redirects; what arrives here (300, 304, a 3xx without Location) is not an answer.
+        cleanup();
+        await response.body?.cancel().catch(() => undefined);
+        throw new BackendError({
+          code: "protocol",
+          detail: `unexpected ${response.status} without a redirect to follow`,
+          method,
+          url,
+          status: response.status,
+        });
+      }
+      if (response.ok) {
         if (mode === "raw") {
           // The caller reads the body at its own pace; only the wait for headers was bounded.
           cleanup();

@@ -139,6 +139,13 @@ describe("ContreeHttp", () => {
     expect(countOf("POST", "/v1/instances", before)).toBe(3);
   });
 
+  test("a 3xx that fetch cannot follow is a protocol error, not a body", async () => {
+    fake.fail({ path: "/v1/images", status: 300, body: "<html>choose one</html>" });
+    const error = await caught(backend().listImages({ limit: 1, offset: 0 }));
+    expect(error.code).toBe("protocol");
+    expect(error.status).toBe(300);
+  });
+
   test("401 is unauthorized and the token never shows in the error", async () => {
     const error = await caught(backend({ token: "wrong-secret-token" }).listImages({ limit: 1, offset: 0 }));
     expect(error.code).toBe("unauthorized");
