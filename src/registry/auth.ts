@@ -110,6 +110,15 @@ function tokenUrl(challenge: Challenge, scope: string | undefined, origin: strin
       cause: error,
     });
   }
+  // Credentials go to the realm as Basic auth: an https registry must not send them to a plain http token server,
+  // where anyone on the path could read them. An http registry (a loopback test registry) has nothing to lose.
+  if (url.protocol !== "https:" && new URL(origin).protocol === "https:") {
+    throw new BackendError({
+      code: "protocol",
+      detail: `the registry's token realm ${JSON.stringify(challenge.realm)} is not https although the registry is; no credentials or token requests are sent there`,
+      url: origin,
+    });
+  }
   if (challenge.service) url.searchParams.set("service", challenge.service);
   if (scope) url.searchParams.set("scope", scope);
   return url;
@@ -362,7 +371,7 @@ export async function validateCredentials(
     throw unexpected(
       probe,
       base,
-      "expected 200 or 401 from the registry API root; is this a container registry?",
+      "expected 200 or 401 from the registry API root, which every container registry answers",
     );
   }
 

@@ -222,6 +222,38 @@ describe("RegistryClient against a scripted server", () => {
     }
   });
 
+  test("an https registry whose token realm is plain http gets no credentials: a clear error instead", async () => {
+    const seen: string[] = [];
+    // Stands in for the network: an https registry that points its realm at http.
+    const network = (async (input: URL | RequestInfo) => {
+      const url = String(input);
+      seen.push(url);
+      if (url.startsWith("https://registry.example.com/")) {
+        return new Response("", {
+          status: 401,
+          headers: { "www-authenticate": 'Bearer realm="http://auth.example.com/token",service="svc"' },
+        });
+      }
+      return Response.json({ token: "leaked" });
+    }) as typeof fetch;
+    const ref = parseImageReference("registry.example.com/team/app");
+    expect(ref.scheme).toBe("https");
+    const credentials = { username: "u", password: "secret-pw" };
+
+    const fromValidate = await caught(validateCredentials(ref, credentials, { fetch: network }));
+    expect(fromValidate).toBeInstanceOf(BackendError);
+    expect((fromValidate as BackendError).code).toBe("protocol");
+    expect((fromValidate as BackendError).message).toContain("http://auth.example.com/token");
+    expect((fromValidate as BackendError).message).toMatch(/not https/);
+
+    const fromClient = await caught(
+      new RegistryClient(ref, credentials, { fetch: network }).fetch("/v2/team/app/manifests/1"),
+    );
+    expect(fromClient).toBeInstanceOf(BackendError);
+    expect((fromClient as BackendError).code).toBe("protocol");
+    expect(seen.filter((url) => !url.startsWith("https://"))).toEqual([]);
+  });
+
   test("a server that is not a registry is reported, not taken as 'invalid credentials'", async () => {
     const web = Bun.serve({
       hostname: "127.0.0.1",
