@@ -45,6 +45,73 @@ describe("registry_token_obtain", () => {
   });
 });
 
+describe("registry_auth: registry failures get registry advice, not ConTree advice", () => {
+  test("a web server that is not a registry: 404 at /v2/, check the host", async () => {
+    const web = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () => new Response("no", { status: 404 }),
+    });
+    try {
+      const result = await session.call("registry_auth", {
+        registry_url: `127.0.0.1:${web.port}/a/b`,
+        username: "u",
+        token: "secret-token-404",
+      });
+      expect(result.isError).toBe(true);
+      const text = textOf(result);
+      expect(text).toContain(`'127.0.0.1:${web.port}' answered 404 at http://127.0.0.1:${web.port}/v2/`);
+      expect(text).toContain("not an OCI registry");
+      expect(text).toContain("Check the host");
+      expect(text).not.toMatch(/ConTree|list_images|\?\./);
+      expect(text).not.toContain("secret-token-404");
+      expect(existsSync(defaultCredentialsPath())).toBe(false);
+    } finally {
+      web.stop(true);
+    }
+  });
+
+  test("a token server that fails (500): the registry is failing, try again later", async () => {
+    const web = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch(req) {
+        if (new URL(req.url).pathname === "/token") return new Response("", { status: 500 });
+        return new Response("", {
+          status: 401,
+          headers: { "www-authenticate": `Bearer realm="http://127.0.0.1:${web.port}/token"` },
+        });
+      },
+    });
+    try {
+      const result = await session.call("registry_auth", {
+        registry_url: `127.0.0.1:${web.port}/a/b`,
+        username: "u",
+        token: "t",
+      });
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toContain("busy or failing");
+      expect(textOf(result)).not.toMatch(/ConTree/);
+    } finally {
+      web.stop(true);
+    }
+  });
+
+  test("an unreachable registry: check the host and the network", async () => {
+    const closed = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+    const port = closed.port;
+    closed.stop(true);
+    const result = await session.call("registry_auth", {
+      registry_url: `127.0.0.1:${port}/a/b`,
+      username: "u",
+      token: "t",
+    });
+    expect(result.isError).toBe(true);
+    expect(textOf(result)).toContain(`Cannot reach the registry '127.0.0.1:${port}'`);
+    expect(textOf(result)).not.toMatch(/ConTree|--url/);
+  });
+});
+
 describe.skipIf(!hasRegistry)(
   "registry_auth against a real docker-registry with htpasswd (needs docker-registry, htpasswd)",
   () => {
