@@ -225,7 +225,7 @@ describe("RegistryClient against a scripted server", () => {
   test("an https registry whose token realm is plain http gets no credentials: a clear error instead", async () => {
     const seen: string[] = [];
     // Stands in for the network: an https registry that points its realm at http.
-    const network = (async (input: URL | RequestInfo) => {
+    const network = (async (input: URL | Request | string) => {
       const url = String(input);
       seen.push(url);
       if (url.startsWith("https://registry.example.com/")) {

@@ -75,11 +75,12 @@ describe("registry_auth: registry failures get registry advice, not ConTree advi
     const web = Bun.serve({
       hostname: "127.0.0.1",
       port: 0,
-      fetch(req) {
-        if (new URL(req.url).pathname === "/token") return new Response("", { status: 500 });
+      fetch(req): Response {
+        const url = new URL(req.url);
+        if (url.pathname === "/token") return new Response("", { status: 500 });
         return new Response("", {
           status: 401,
-          headers: { "www-authenticate": `Bearer realm="http://127.0.0.1:${web.port}/token"` },
+          headers: { "www-authenticate": `Bearer realm="${url.origin}/token"` },
         });
       },
     });
