@@ -63,17 +63,22 @@ export class CloudBackend implements Backend {
   }
 
   async listImages(query: ImageQuery): Promise<Image[]> {
+    // The service matches `tag` against whole tag characters and rejects or misses a value ending in a separator
+    // (`common/`), as the Python client learned: send it without, then keep only what starts with the full prefix.
+    const prefix = query.tagPrefix || undefined;
+    const sent = prefix?.replace(/[:/.]+$/, "") || undefined;
     const body = await this.http.json("GET", "images", {
       query: {
         limit: query.limit,
         offset: query.offset,
         tagged: query.tagged === undefined ? undefined : query.tagged ? 1 : 0,
-        tag: query.tagPrefix || undefined,
+        tag: sent,
         since: query.since || undefined,
         until: query.until || undefined,
       },
     });
-    return parseImages(body ?? []);
+    const images = parseImages(body ?? []);
+    return prefix && sent !== prefix ? images.filter((image) => image.tag?.startsWith(prefix)) : images;
   }
 
   async getImage(uuid: string): Promise<Image> {
