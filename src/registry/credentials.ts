@@ -77,18 +77,18 @@ export class CredentialStore {
   }
 
   /** Saves or replaces one registry's credentials, keeping every other entry. */
-  set(registry: string, username: string, password: string): void {
+  async set(registry: string, username: string, password: string): Promise<void> {
     registerSecret(password);
-    this.#update((store) => {
+    await this.#update((store) => {
       store.registries[keyOf(registry)] = { username, password, savedAt: new Date().toISOString() };
       return true;
     });
   }
 
   /** True when there was an entry to delete. */
-  delete(registry: string): boolean {
+  async delete(registry: string): Promise<boolean> {
     let deleted = false;
-    this.#update((store) => {
+    await this.#update((store) => {
       const key = keyOf(registry);
       deleted = Object.hasOwn(store.registries, key);
       delete store.registries[key];
@@ -137,10 +137,10 @@ export class CredentialStore {
     }
   }
 
-  #update(change: (store: StoreFile) => boolean): void {
+  async #update(change: (store: StoreFile) => boolean): Promise<void> {
     const dir = dirname(this.path);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const release = this.#lock();
+    const release = await this.#lock();
     try {
       let store: StoreFile;
       try {
@@ -165,8 +165,11 @@ export class CredentialStore {
     }
   }
 
-  /** Serialises read-modify-write across processes (several MCP servers may share one user's store). */
-  #lock(): () => void {
+  /**
+   * Serialises read-modify-write across processes (several MCP servers may share one user's store) and across calls
+   * in this one. Waits asynchronously: a sleeping event loop would stall every session of this server.
+   */
+  async #lock(): Promise<() => void> {
     const lockPath = `${this.path}.lock`;
     const started = Date.now();
     for (;;) {
@@ -186,7 +189,7 @@ export class CredentialStore {
           `The registry credentials file ${this.path} is locked by another process (${lockPath}). Try again; if it stays locked and no other contree-mcp is running, delete ${lockPath}.`,
         );
       }
-      Bun.sleepSync(10);
+      await Bun.sleep(10);
     }
   }
 }

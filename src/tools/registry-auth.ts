@@ -81,7 +81,7 @@ export const registryAuth = defineTool({
         `Invalid credentials for '${registry}': the registry refused user '${args.username}' with this token. Ask the user to check the username and create a new read-only token (${call.tool("registry_token_obtain")} says where). Nothing was stored.`,
       );
     }
-    call.deps.credentials.set(registry, args.username, args.token);
+    await call.deps.credentials.set(registry, args.username, args.token);
     return {
       registry,
       username: args.username,

@@ -29,17 +29,17 @@ afterEach(() => {
 });
 
 describe("CredentialStore", () => {
-  test("an absent file is an empty store", () => {
+  test("an absent file is an empty store", async () => {
     const store = new CredentialStore(path);
     expect(store.get("ghcr.io")).toBeNull();
     expect(store.list()).toEqual([]);
-    expect(store.delete("ghcr.io")).toBe(false);
+    expect(await store.delete("ghcr.io")).toBe(false);
     expect(existsSync(path)).toBe(false);
   });
 
-  test("set creates the directory 0700 and the file 0600; get returns the entry; list hides passwords", () => {
+  test("set creates the directory 0700 and the file 0600; get returns the entry; list hides passwords", async () => {
     const store = new CredentialStore(path);
-    store.set("GHCR.io", "octocat", "ghp_secret1");
+    await store.set("GHCR.io", "octocat", "ghp_secret1");
     expect(statSync(join(dir, "nested", "contree-mcp")).mode & 0o777).toBe(0o700);
     expect(statSync(path).mode & 0o777).toBe(0o600);
     const entry = store.get("ghcr.io");
@@ -51,9 +51,9 @@ describe("CredentialStore", () => {
     expect(new CredentialStore(path).get("ghcr.io")?.password).toBe("ghp_secret1");
   });
 
-  test("passwords are registered as secrets, so logs redact them", () => {
+  test("passwords are registered as secrets, so logs redact them", async () => {
     const store = new CredentialStore(path);
-    store.set("docker.io", "me", "dckr_pat_registered");
+    await store.set("docker.io", "me", "dckr_pat_registered");
     expect(redact("token dckr_pat_registered here")).toBe("token *** here");
     writeFileSync(
       path,
@@ -67,33 +67,33 @@ describe("CredentialStore", () => {
     expect(redact("loaded-from-disk")).toBe("***");
   });
 
-  test("set replaces one registry and keeps the others; delete removes only its entry", () => {
+  test("set replaces one registry and keeps the others; delete removes only its entry", async () => {
     const store = new CredentialStore(path);
-    store.set("ghcr.io", "a", "pw-a");
-    store.set("docker.io", "b", "pw-b");
-    store.set("ghcr.io", "a2", "pw-a2");
+    await store.set("ghcr.io", "a", "pw-a");
+    await store.set("docker.io", "b", "pw-b");
+    await store.set("ghcr.io", "a2", "pw-a2");
     expect(store.list().map((e) => [e.registry, e.username])).toEqual([
       ["docker.io", "b"],
       ["ghcr.io", "a2"],
     ]);
-    expect(store.delete("ghcr.io")).toBe(true);
-    expect(store.delete("ghcr.io")).toBe(false);
+    expect(await store.delete("ghcr.io")).toBe(true);
+    expect(await store.delete("ghcr.io")).toBe(false);
     expect(store.get("docker.io")?.password).toBe("pw-b");
     expect(store.get("ghcr.io")).toBeNull();
   });
 
-  test("writes replace the file by rename and leave no temp or lock files; a too-open file becomes 0600", () => {
+  test("writes replace the file by rename and leave no temp or lock files; a too-open file becomes 0600", async () => {
     const store = new CredentialStore(path);
-    store.set("ghcr.io", "a", "pw-a");
+    await store.set("ghcr.io", "a", "pw-a");
     const before = statSync(path).ino;
-    store.set("docker.io", "b", "pw-b");
+    await store.set("docker.io", "b", "pw-b");
     expect(statSync(path).ino).not.toBe(before);
     expect(readdirSync(join(dir, "nested", "contree-mcp"))).toEqual(["registries.json"]);
 
     writeFileSync(path, readFileSync(path), { mode: 0o644 });
     rmSync(path);
     writeFileSync(path, JSON.stringify({ version: 1, registries: {} }), { mode: 0o644 });
-    store.set("quay.io", "c", "pw-c");
+    await store.set("quay.io", "c", "pw-c");
     expect(statSync(path).mode & 0o777).toBe(0o600);
   });
 
@@ -101,7 +101,7 @@ describe("CredentialStore", () => {
     ["invalid JSON", "{ not json"],
     ["JSON of the wrong shape", JSON.stringify({ registries: { "ghcr.io": { username: 1 } } })],
   ] as const) {
-    test(`a file with ${label} is kept: reads give nothing, set and delete throw a UserError saying what to do`, () => {
+    test(`a file with ${label} is kept: reads give nothing, set and delete throw a UserError saying what to do`, async () => {
       mkdirSync(join(dir, "nested", "contree-mcp"), { recursive: true });
       writeFileSync(path, content, { mode: 0o600 });
       const store = new CredentialStore(path);
@@ -113,7 +113,7 @@ describe("CredentialStore", () => {
       ]) {
         let error: unknown;
         try {
-          write();
+          await write();
         } catch (caught) {
           error = caught;
         }
@@ -127,14 +127,35 @@ describe("CredentialStore", () => {
     });
   }
 
-  test("a lock left by a dead process is taken over", () => {
+  test("a lock left by a dead process is taken over", async () => {
     const store = new CredentialStore(path);
-    store.set("ghcr.io", "a", "pw-a");
+    await store.set("ghcr.io", "a", "pw-a");
     writeFileSync(`${path}.lock`, "");
     const old = new Date(Date.now() - 120_000);
     utimesSync(`${path}.lock`, old, old);
-    store.set("docker.io", "b", "pw-b");
+    await store.set("docker.io", "b", "pw-b");
     expect(store.list()).toHaveLength(2);
+    expect(existsSync(`${path}.lock`)).toBe(false);
+  });
+
+  test("waiting for a held lock leaves the event loop running; concurrent sets in one process lose nothing", async () => {
+    const store = new CredentialStore(path);
+    await store.set("ghcr.io", "a", "pw-a");
+    writeFileSync(`${path}.lock`, "");
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 5);
+    const waiting = store.set("docker.io", "b", "pw-b");
+    await Bun.sleep(100);
+    clearInterval(ticker);
+    // A sync sleep would have held the loop for the whole 100 ms.
+    expect(ticks).toBeGreaterThan(5);
+    expect(store.get("docker.io")).toBeNull();
+    rmSync(`${path}.lock`);
+    await waiting;
+    expect(store.get("docker.io")?.password).toBe("pw-b");
+
+    await Promise.all(Array.from({ length: 20 }, (_, i) => store.set(`r${i}.example.com`, "u", `pw-${i}`)));
+    expect(store.list()).toHaveLength(22);
     expect(existsSync(`${path}.lock`)).toBe(false);
   });
 
@@ -146,7 +167,7 @@ describe("CredentialStore", () => {
       `import { CredentialStore } from ${JSON.stringify(module)};
 const [path, name] = process.argv.slice(2);
 const store = new CredentialStore(path!);
-for (let i = 0; i < 15; i++) store.set(\`\${name}-\${i}.example.com\`, name!, \`pw-\${i}\`);
+for (let i = 0; i < 15; i++) await store.set(\`\${name}-\${i}.example.com\`, name!, \`pw-\${i}\`);
 `,
     );
     const writers = ["a", "b", "c", "d"].map((name) =>
