@@ -1,6 +1,9 @@
+import { UserError } from "../errors.ts";
 import * as z from "zod";
 import DESCRIPTION from "./list-operations.md" with { type: "text" };
 import { defineTool } from "./tool.ts";
+
+const STATUSES = ["PENDING", "ASSIGNED", "EXECUTING", "SUCCESS", "FAILED", "CANCELLED"];
 
 export const listOperations = defineTool({
   name: "list_operations",
@@ -38,10 +41,14 @@ export const listOperations = defineTool({
   }),
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   async run(args, call) {
+    const status = args.status ? args.status.trim().toUpperCase() : undefined;
+    if (status && !STATUSES.includes(status)) {
+      throw new UserError(`Unknown status '${args.status}': use one of ${STATUSES.join(", ")} (any case).`);
+    }
     const operations = await call.deps.backend.listOperations({
       limit: args.limit,
       offset: args.offset,
-      status: args.status ? args.status.trim().toUpperCase() : undefined,
+      status,
       kind: args.type ?? undefined,
       since: args.since || undefined,
       until: args.until || undefined,

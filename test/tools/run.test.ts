@@ -232,6 +232,12 @@ describe("bad input is an isError result and the server keeps serving", () => {
     ["timeout <= 0", "run", { command: "true", image: "tag:x", timeout: 0 }, /timeout/],
     ["relative cwd", "run", { command: "true", image: "tag:x", cwd: "app" }, /absolute/],
     ["unknown operation", "get_operation", { operation_id: "nope" }, /No operation with id 'nope'/],
+    [
+      "unknown status",
+      "list_operations",
+      { status: "whatever" },
+      /Unknown status 'whatever': use one of PENDING/,
+    ],
     ["unknown image for get_image", "get_image", { image: "tag:missing" }, /No image is tagged 'missing'/],
     ["bad tag", "set_tag", { image_uuid: "tag:common/base/alpine:3", tag: "Bad Tag" }, /Invalid tag/],
   ];
