@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { chmodSync, lstatSync, mkdirSync, renameSync, rmSync, type Stats } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, sep } from "node:path";
 import * as z from "zod";
 import { BackendError, UserError } from "../errors.ts";
 import { containerPath, localPath } from "../sync/paths.ts";
@@ -15,6 +15,45 @@ function lstatOrNull(path: string): Stats | null {
     return lstatSync(path);
   } catch {
     return null;
+  }
+}
+
+/** Whether `error` is a file system error about `destination`, its parent directories or the temp files beside it. */
+function isWriteError(error: unknown, destination: string): error is NodeJS.ErrnoException {
+  if (!(error instanceof Error)) return false;
+  const { code, syscall, path } = error as NodeJS.ErrnoException;
+  if (typeof code !== "string" || typeof syscall !== "string") return false;
+  // Reads of the image (a local backend's store) fail with paths elsewhere; those are not the destination's fault.
+  if (typeof path !== "string") return syscall === "write";
+  const parent = dirname(destination);
+  return (
+    path.startsWith(parent + sep) ||
+    destination.startsWith(path + sep) ||
+    path === destination ||
+    path === parent
+  );
+}
+
+/** "ENOENT: no such file or directory, mkdir '/proc/nope'" -> "no such file or directory (ENOENT, mkdir /proc/nope)". */
+function reasonOf(error: NodeJS.ErrnoException): string {
+  const match = /^[A-Z0-9]+: (.*?)(?:, (\w+) '(.*)')?$/.exec(error.message);
+  if (!match) return error.message;
+  const [, message, syscall, path] = match;
+  // mkdir -p through a file says EEXIST, which reads as if the destination itself were taken.
+  const what =
+    error.code === "EEXIST" && syscall === "mkdir" ? "a file is in the way, not a directory" : message;
+  return `${what} (${[error.code, syscall && path ? `${syscall} ${path}` : undefined].filter(Boolean).join(", ")})`;
+}
+
+/** Runs the part of a download that writes to this machine; its file system errors say what the model can change. */
+async function writing<T>(destination: string, work: () => Promise<T> | T): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (!isWriteError(error, destination)) throw error;
+    throw new UserError(`Cannot write ${destination}: ${reasonOf(error)}. Choose a writable absolute path.`, {
+      cause: error,
+    });
   }
 }
 
@@ -117,8 +156,13 @@ export const download = defineTool({
           `${destination} is a directory; give the full path of the file to write, e.g. ${join(destination, basename(path))}.`,
         );
       }
-      mkdirSync(dirname(destination), { recursive: true });
-      const size = await writeFileAtomically(opened, destination, args.executable, call.signal);
+      const size = await writing(destination, () => {
+        mkdirSync(dirname(destination), { recursive: true });
+        return writeFileAtomically(opened, destination, args.executable, call.signal);
+      }).catch(async (error: unknown) => {
+        await opened.cancel().catch(() => {});
+        throw error;
+      });
       return {
         image,
         path,
@@ -135,9 +179,11 @@ export const download = defineTool({
         `${path} is a directory in the image, but ${destination} is a file. Choose a directory path as destination.`,
       );
     }
-    mkdirSync(dirname(destination), { recursive: true });
     const temp = tempBeside(destination);
-    mkdirSync(temp);
+    await writing(destination, () => {
+      mkdirSync(dirname(destination), { recursive: true });
+      mkdirSync(temp);
+    });
     try {
       let archive: ReadableStream<Uint8Array>;
       try {
@@ -151,16 +197,24 @@ export const download = defineTool({
         throw error;
       }
       call.progress(`downloading ${path}`);
-      const extracted = await extractTar(archive, temp, call.signal);
-      if (existing) {
-        // Swap, then delete: at every moment the destination holds either the old tree or the whole new one.
+      const extracted = await writing(destination, () => extractTar(archive, temp, call.signal));
+      await writing(destination, () => {
+        if (!existing) {
+          renameSync(temp, destination);
+          return;
+        }
+        // Two renames, not one atomic swap: the destination never holds a partial tree, but between the renames
+        // (microseconds) it does not exist, and a crash right there leaves the old tree at <temp>.old beside it.
         const old = `${temp}.old`;
         renameSync(destination, old);
-        renameSync(temp, destination);
+        try {
+          renameSync(temp, destination);
+        } catch (error) {
+          renameSync(old, destination);
+          throw error;
+        }
         rmSync(old, { recursive: true, force: true });
-      } else {
-        renameSync(temp, destination);
-      }
+      });
       return {
         image,
         path,

@@ -123,6 +123,25 @@ describe("download", () => {
     expect(readdirSync(target)).toEqual(["main.py"]);
   });
 
+  test("a destination that cannot be written is a UserError naming it, for a file and a directory", async () => {
+    const plain = join(dir, "plain-file");
+    writeFileSync(plain, "x");
+    for (const [path, destination, reason] of [
+      ["/app/main.py", "/proc/nope/main.py", "no such file or directory (ENOENT, mkdir /proc/nope)"],
+      ["/app", "/proc/nope/app", "no such file or directory (ENOENT, mkdir /proc/nope)"],
+      ["/app/main.py", join(plain, "main.py"), `not a directory (EEXIST, mkdir ${plain})`],
+      ["/app", join(plain, "app"), `not a directory (EEXIST, mkdir ${plain})`],
+    ] as const) {
+      const result = await session.call("download", { image, path, destination });
+      expect(result.isError, destination).toBe(true);
+      expect(textOf(result)).toStartWith(`Cannot write ${destination}: `);
+      expect(textOf(result)).toContain(reason);
+      expect(textOf(result)).toEndWith("Choose a writable absolute path.");
+    }
+    expect(readFileSync(plain, "utf8")).toBe("x");
+    expect(leftovers(dir)).toEqual([]);
+  });
+
   test("bad input is a clear isError and leaves nothing behind", async () => {
     const target = join(dir, "bad");
     mkdirSync(join(target, "is-a-dir"), { recursive: true });
