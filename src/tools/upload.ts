@@ -9,6 +9,26 @@ import { defineTool } from "./tool.ts";
 
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
+/** Only a missing file is "not found"; a file we may not read needs its permissions fixed, not another path. */
+function statProblem(path: string, error: unknown): UserError {
+  const code = (error as NodeJS.ErrnoException).code;
+  switch (code) {
+    case "ENOENT":
+      return new UserError(`File not found: ${path}. Check the path on this machine.`);
+    case "ENOTDIR":
+      return new UserError(`File not found: a parent of ${path} is a file, not a directory. Check the path.`);
+    case "EACCES":
+    case "EPERM":
+      return new UserError(
+        `Cannot read ${path}: permission denied (${code}) for this server's user. Ask the user to make it readable, or choose another file.`,
+      );
+    default:
+      return new UserError(
+        `Cannot read ${path}: ${error instanceof Error ? error.message : String(error)}. Check the path on this machine.`,
+      );
+  }
+}
+
 export const upload = defineTool({
   name: "upload",
   title: "Upload a file",
@@ -43,8 +63,8 @@ export const upload = defineTool({
       let stat;
       try {
         stat = statSync(path);
-      } catch {
-        throw new UserError(`File not found: ${path}. Check the path on this machine.`);
+      } catch (error) {
+        throw statProblem(path, error);
       }
       if (stat.isDirectory()) {
         throw new UserError(`${path} is a directory. Use ${call.tool("rsync")} to send a directory.`);

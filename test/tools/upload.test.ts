@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startFakeContree, cloudBackendFor } from "../support/fake-contree.ts";
@@ -83,5 +83,21 @@ describe("upload", () => {
       expect(result.isError).toBe(true);
       expect(textOf(result)).toContain(message);
     }
+  });
+
+  test("a path that exists but cannot be read is not reported as 'File not found'", async () => {
+    writeFileSync(join(dir, "plain"), "x");
+    symlinkSync("loop-b", join(dir, "loop-a"));
+    symlinkSync("loop-a", join(dir, "loop-b"));
+    const cases: Array<[string, RegExp]> = [
+      [join(dir, "plain", "inner.txt"), /a parent of .* is a file, not a directory/],
+      [join(dir, "loop-a"), /^Cannot read .*loop-a: ELOOP/],
+    ];
+    for (const [path, message] of cases) {
+      const result = await session.call("upload", { path });
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(message);
+    }
+    expect(textOf(await session.call("upload", { path: join(dir, "loop-a") }))).not.toContain("not found");
   });
 });
