@@ -1,7 +1,7 @@
 import type { Database } from "bun:sqlite";
 import type { CapturedStream, Operation } from "../backend/types.ts";
 import { isTerminal } from "../backend/types.ts";
-import { openCache, type Schema } from "./sqlite.ts";
+import { openCache, type Schema, unlessBusy } from "./sqlite.ts";
 
 // Only facts that never change are kept: terminal operations and image lineage. Rows are pruned by last use,
 // not by creation, so what an agent still uses stays.
@@ -75,7 +75,7 @@ export class GeneralCache {
     private readonly pruneDays = 60,
   ) {
     this.db = openCache(path, SCHEMA);
-    this.prune();
+    unlessBusy("pruning the general cache", () => this.prune());
   }
 
   getOperation(id: string): Operation | null {

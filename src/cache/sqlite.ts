@@ -23,6 +23,12 @@ export function openCache(path: string, schema: Schema): Database {
     return openChecked(path, schema);
   } catch (error) {
     if (path === ":memory:" || !existsSync(path)) throw error;
+    const code = (error as { code?: unknown }).code;
+    if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED") {
+      // Another server holds the file: it is healthy, so keep it, and run on a cache of our own for now.
+      log.warn(`cache ${path} is busy in another process (${String(error)}); using a memory cache this time`);
+      return openChecked(":memory:", schema);
+    }
     const aside = `${path}.broken-${new Date().toISOString().replace(/[:.]/g, "-")}`;
     for (const suffix of ["", "-wal", "-shm"]) {
       if (existsSync(path + suffix)) renameSync(path + suffix, aside + suffix);
@@ -65,5 +71,16 @@ function openChecked(path: string, schema: Schema): Database {
   } catch (error) {
     db.close();
     throw error;
+  }
+}
+
+/** Housekeeping that can wait: skipped, not fatal, while another process holds the file for writing. */
+export function unlessBusy(what: string, work: () => void): void {
+  try {
+    work();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code !== "SQLITE_BUSY" && code !== "SQLITE_LOCKED") throw error;
+    log.debug(`${what} skipped: the cache is busy in another process`);
   }
 }

@@ -1,5 +1,5 @@
 import type { Database } from "bun:sqlite";
-import { openCache, type Schema } from "../cache/sqlite.ts";
+import { openCache, type Schema, unlessBusy } from "../cache/sqlite.ts";
 import { sameStateFile } from "./plan.ts";
 
 // What a sync remembers: the content hash of each local file by its (size, mtime, inode, mode), which blobs a
@@ -93,7 +93,7 @@ export class FileCache {
     private readonly pruneDays = 60,
   ) {
     this.db = openCache(path, SCHEMA);
-    this.prune();
+    unlessBusy("pruning the file cache", () => this.prune());
   }
 
   /** Known files at `root` and below, by path. */

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -90,6 +91,26 @@ describe("GeneralCache", () => {
     second.close();
     expect(readdirSync(base).some((name) => name.startsWith("cache.db.broken-"))).toBe(true);
   });
+
+  test("a cache another process is writing to is kept; pruning waits for another start", () => {
+    const base = dir();
+    const path = join(base, "cache.db");
+    new GeneralCache(path).close();
+    const holder = new Database(path);
+    holder.exec("BEGIN IMMEDIATE");
+    let cache: GeneralCache | undefined;
+    try {
+      cache = new GeneralCache(path);
+      cache.db.exec("PRAGMA busy_timeout = 100");
+    } finally {
+      holder.exec("ROLLBACK");
+      holder.close();
+    }
+    cache.putOperation(operation("SUCCESS"));
+    expect(cache.getOperation("op-1")).not.toBeNull();
+    cache.close();
+    expect(readdirSync(base).some((name) => name.includes("broken"))).toBe(false);
+  }, 20_000);
 
   test("prunes rows unused for longer than the retention", () => {
     const path = join(dir(), "cache.db");
