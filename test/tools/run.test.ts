@@ -232,6 +232,7 @@ describe("bad input is an isError result and the server keeps serving", () => {
     ["timeout <= 0", "run", { command: "true", image: "tag:x", timeout: 0 }, /timeout/],
     ["relative cwd", "run", { command: "true", image: "tag:x", cwd: "app" }, /absolute/],
     ["unknown operation", "get_operation", { operation_id: "nope" }, /No operation with id 'nope'/],
+    ["an id that is a path", "cancel_operation", { operation_id: ".." }, /'\.\.'/],
     [
       "unknown status",
       "list_operations",

@@ -39,7 +39,14 @@ export interface CloudBackendOptions {
   timeoutMs?: number;
 }
 
+/** One path segment. `.` and `..` would be resolved by the URL parser into another route: no id is spelled so. */
 function segment(value: string): string {
+  if (value === "" || value === "." || value === "..") {
+    throw new BackendError({
+      code: "not_found",
+      detail: `'${value}' is not an id the service could have issued`,
+    });
+  }
   return encodeURIComponent(value);
 }
 
