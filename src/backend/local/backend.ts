@@ -30,7 +30,7 @@ import { fileHostPath, LayerView, listDirectory } from "./inspect.ts";
 import { runNotes } from "./notes.ts";
 import { ImportTracker, importImage } from "./oci.ts";
 import { Operations, type Finish } from "./operations.ts";
-import { runSandbox, type FileInjection } from "./sandbox.ts";
+import { runSandbox, type FileInjection, type SandboxSpec } from "./sandbox.ts";
 import { publicImage, Store, type ImageRow } from "./store.ts";
 
 export interface LocalBackendOptions {
@@ -236,7 +236,7 @@ export class LocalBackend implements Backend {
     if (!spec.cwd.startsWith("/")) {
       throw new BackendError({ code: "invalid", detail: `cwd must be absolute (got '${spec.cwd}')` });
     }
-    const argv = spec.shell ? ["/bin/sh", "-c", spec.command] : [spec.command, ...spec.args];
+    const command = spec.shell ? { script: spec.command } : { argv: [spec.command, ...spec.args] };
     const id = this.operations.create({
       kind: "instance",
       inputImage: image.uuid,
@@ -255,7 +255,7 @@ export class LocalBackend implements Backend {
         truncate_output_at: spec.keepOutputBytes,
       },
     });
-    this.operations.enqueue(id, (signal) => this.execute(id, image, spec, argv, files, signal));
+    this.operations.enqueue(id, (signal) => this.execute(id, image, spec, command, files, signal));
     return id;
   }
 
@@ -263,7 +263,7 @@ export class LocalBackend implements Backend {
     id: string,
     image: ImageRow,
     spec: RunSpec,
-    argv: string[],
+    command: SandboxSpec["command"],
     files: FileInjection[],
     signal: AbortSignal,
   ): Promise<Finish> {
@@ -275,7 +275,7 @@ export class LocalBackend implements Backend {
           layersDir: this.store.layersDir,
           lowerIds: image.layers.toReversed(),
           workDir,
-          argv,
+          command,
           env: spec.env,
           cwd: spec.cwd,
           stdin: spec.stdin,

@@ -12,16 +12,24 @@
 // Either way the upper directory (what the run changed) stays on disk for the commit. bwrap gets new PID, IPC, UTS,
 // network and cgroup namespaces; --die-with-parent ties the sandbox to us, and a timeout or cancel kills bwrap and
 // the sandbox's pid 1, which ends everything the command started.
+//
+// The process list is world-readable, so nothing secret goes on a command line: bwrap reads its options (the
+// environment among them) from a file descriptor (--args), and a shell command reaches the shell through the
+// environment, not its argv. Only a shell=false argv stays visible, as it would be on the command's own process.
 import {
   chmodSync,
-  copyFileSync,
+  closeSync,
+  constants,
   lstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
   rmSync,
+  unlinkSync,
   writeFileSync,
   writeSync,
 } from "node:fs";
+import { copyFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { BackendError } from "../../errors.ts";
 import { log } from "../../log.ts";
@@ -72,7 +80,8 @@ export interface SandboxSpec {
   lowerIds: string[];
   /** A fresh directory for this run (upper, work and mount point go inside). */
   workDir: string;
-  argv: string[];
+  /** A shell script (run by /bin/sh) or an argv to exec. */
+  command: { script: string } | { argv: string[] };
   env: Record<string, string>;
   cwd: string;
   stdin: Uint8Array | null;
@@ -178,7 +187,7 @@ function ensureUpperDir(view: LayerView, upper: string, comps: string[], modes: 
  * Puts the injected files and a missing working directory into the upper dir before the mount, and returns the
  * mount points bwrap will have to create (they must not end up in a commit).
  */
-function prepareUpper(view: LayerView, upper: string, spec: SandboxSpec): string[][] {
+async function prepareUpper(view: LayerView, upper: string, spec: SandboxSpec): Promise<string[][]> {
   const modes = new Map<string, number>();
   for (const file of spec.files) {
     const parts = splitPath(file.path);
@@ -189,7 +198,7 @@ function prepareUpper(view: LayerView, upper: string, spec: SandboxSpec): string
     ensureUpperDir(view, upper, parent, modes);
     const target = join(upper, ...parent, parts.at(-1)!);
     rmSync(target, { recursive: true, force: true });
-    copyFileSync(file.source, target);
+    await copyFile(file.source, target, constants.COPYFILE_FICLONE);
     setOwner(target, file.uid, file.gid);
     chmodSync(target, file.mode & 0o7777);
   }
@@ -219,6 +228,14 @@ function dropMountPoints(upper: string, created: string[][]): void {
   }
 }
 
+/** The variable that carries a shell script past the process list; the shell drops it before running the script. */
+const SCRIPT_VARIABLE = "__CONTREE_SCRIPT";
+// `eval` runs the text as `sh -c` would (same $0, exit, traps); the prefix shares its line, so LINENO is unchanged.
+const SCRIPT_RUNNER = ["/bin/sh", "-c", `eval "unset ${SCRIPT_VARIABLE}; $${SCRIPT_VARIABLE}"`];
+/** The fd bwrap reads its options from (--args). */
+const ARGS_FD = 5;
+
+/** bwrap's options, for its --args fd; the command itself follows `--` on the command line. */
 function bwrapArgs(spec: SandboxSpec, mountPoint: string, asRoot: boolean, blockFd: boolean): string[] {
   const args = ["--bind", mountPoint, "/", "--proc", "/proc", "--dev", "/dev"];
   args.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try");
@@ -232,11 +249,38 @@ function bwrapArgs(spec: SandboxSpec, mountPoint: string, asRoot: boolean, block
   }
   args.push("--die-with-parent", "--new-session", "--hostname", spec.hostname, "--clearenv");
   const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: "/root", ...spec.env };
+  if ("script" in spec.command) env[SCRIPT_VARIABLE] = spec.command.script;
   for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
   args.push("--chdir", spec.cwd, "--json-status-fd", "3");
   if (blockFd) args.push("--block-fd", "4");
-  args.push("--", ...spec.argv);
   return args;
+}
+
+/** What follows bwrap's `--`. */
+function commandLine(spec: SandboxSpec): string[] {
+  return "script" in spec.command ? SCRIPT_RUNNER : spec.command.argv;
+}
+
+/**
+ * Writes bwrap's options, NUL-separated, to a file that is gone from the directory before anything runs, and returns
+ * an fd open on it. A NUL inside a value would split it into options of its own, so that is refused.
+ */
+function argsFile(dir: string, args: string[], argv: string[]): number {
+  for (const arg of [...args, ...argv]) {
+    if (arg.includes("\0")) {
+      throw new BackendError({
+        code: "invalid",
+        detail: "the command, its arguments and env values must not contain NUL bytes",
+      });
+    }
+  }
+  const path = join(dir, "bwrap-args");
+  writeFileSync(path, args.map((arg) => `${arg}\0`).join(""), { mode: 0o600 });
+  try {
+    return openSync(path, "r");
+  } finally {
+    unlinkSync(path);
+  }
 }
 
 // $1: overlay options, $2: mount point, then bwrap's arguments. CONTREE_CGROUPS: cgroup.procs files to join first,
@@ -256,7 +300,7 @@ export async function runSandbox(
   const work = join(spec.workDir, "work");
   const mountPoint = join(spec.workDir, "mnt");
   for (const dir of [upperDir, work, mountPoint]) mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const created = prepareUpper(view, upperDir, spec);
+  const created = await prepareUpper(view, upperDir, spec);
   const asRoot = !ROOTLESS;
   const direct = asRoot ? absoluteOverlayOptions(spec.layersDir, spec.lowerIds, upperDir, work) : null;
   const options = direct ? "" : overlayOptions(spec.layersDir, spec.lowerIds, upperDir, work);
@@ -266,12 +310,16 @@ export async function runSandbox(
   let cancelled = false;
   let mounted = false;
   let setupFailure: string | null = null;
+  let argsFd: number | null = null;
   try {
     const stdin = spec.stdin ? new Blob([spec.stdin]) : "ignore";
     // bwrap's --die-with-parent covers the sandbox, not bwrap itself: setpriv makes bwrap die with us too.
     const deathSignal = ["setpriv", "--pdeathsig", "KILL", "--"];
     let proc: Bun.Subprocess<typeof stdin, "pipe", "pipe">;
     const blocked = direct !== null && cgroup !== null;
+    const argv = commandLine(spec);
+    argsFd = argsFile(spec.workDir, bwrapArgs(spec, mountPoint, asRoot, blocked), argv);
+    const bwrap = ["bwrap", "--args", String(ARGS_FD), "--", ...argv];
     if (direct) {
       try {
         mountOverlay(mountPoint, direct);
@@ -279,10 +327,10 @@ export async function runSandbox(
       } catch (error) {
         throw new BackendError({ code: "unavailable", detail: (error as Error).message });
       }
-      proc = Bun.spawn([...deathSignal, "bwrap", ...bwrapArgs(spec, mountPoint, asRoot, blocked)], {
+      proc = Bun.spawn([...deathSignal, ...bwrap], {
         cwd: "/",
         env: { PATH: process.env.PATH ?? DEFAULT_PATH },
-        stdio: [stdin, "pipe", "pipe", "pipe", blocked ? "pipe" : "ignore"],
+        stdio: [stdin, "pipe", "pipe", "pipe", blocked ? "pipe" : "ignore", argsFd],
       });
     } else {
       proc = Bun.spawn(
@@ -297,7 +345,7 @@ export async function runSandbox(
           "sh",
           options,
           mountPoint,
-          ...bwrapArgs(spec, mountPoint, asRoot, false),
+          ...bwrap.slice(1),
         ],
         {
           cwd: spec.layersDir,
@@ -305,10 +353,12 @@ export async function runSandbox(
             PATH: process.env.PATH ?? DEFAULT_PATH,
             CONTREE_CGROUPS: cgroup?.procsFiles.join(" ") ?? "",
           },
-          stdio: [stdin, "pipe", "pipe", "pipe"],
+          stdio: [stdin, "pipe", "pipe", "pipe", "ignore", argsFd],
         },
       );
     }
+    closeSync(argsFd);
+    argsFd = null;
     const statusFd = proc.stdio[3] as unknown as number;
     // Killing bwrap alone is not enough: its child (the sandbox's pid 1) binds itself to bwrap's life only once its
     // setup is done (and, with --block-fd, once released), so a kill before that would leave it running. So the
@@ -416,6 +466,7 @@ export async function runSandbox(
     }
     return { exit, stdout, stderr, resources, upperDir, cancelled, setupError: null };
   } finally {
+    if (argsFd !== null) closeSync(argsFd);
     if (mounted) {
       try {
         unmount(mountPoint);

@@ -1,6 +1,15 @@
 // Shared setup for the local backend tests: a store in a temp dir holding a busybox image built from the host's
 // busybox-static, put into the store directly (no registry needed).
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LocalBackend, type LocalBackendOptions } from "../../../src/backend/local/backend.ts";
@@ -89,4 +98,54 @@ export function stderrOf(operation: Operation): string {
 
 export async function streamText(stream: ReadableStream<Uint8Array>): Promise<string> {
   return new Response(stream).text();
+}
+
+/** Every process's command line, NULs as spaces (the process list anyone on the machine can read). */
+function commandLines(): string[] {
+  const lines: string[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      lines.push(readFileSync(`/proc/${entry}/cmdline`).toString().replaceAll("\0", " "));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return lines;
+}
+
+/**
+ * Runs `echo started; sleep 1; echo "$API_KEY <marker>"` with a random API_KEY and scans every command line on the
+ * machine while it runs: the command lines that show either random value, what the command printed, and whether a
+ * scan saw the `sleep 1` (so the scans did look while the sandbox ran).
+ */
+export async function watchProcessList(
+  backend: LocalBackend,
+  image: string,
+): Promise<{ leaks: string[]; stdout: string; expected: string; sawSleep: boolean; status: string }> {
+  const secret = `secret-${crypto.randomUUID()}`;
+  const marker = `marker-${crypto.randomUUID()}`;
+  const id = await backend.run(
+    runSpec(image, `echo started; sleep 1; echo "$API_KEY ${marker}"`, { env: { API_KEY: secret } }),
+  );
+  const leaks = new Set<string>();
+  let sawSleep = false;
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    const { status } = await backend.getOperation(id);
+    if (status !== "PENDING" && status !== "EXECUTING") break;
+    for (const line of commandLines()) {
+      sawSleep ||= line.startsWith("sleep 1");
+      if (line.includes(secret) || line.includes(marker)) leaks.add(line);
+    }
+    await Bun.sleep(20);
+  }
+  const op = await backend.settled(id);
+  return {
+    leaks: [...leaks],
+    stdout: stdoutOf(op),
+    expected: `started\n${secret} ${marker}\n`,
+    sawSleep,
+    status: op.status,
+  };
 }

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { LocalBackend } from "../../../src/backend/local/backend.ts";
 import { MAX_STACK_DEPTH } from "../../../src/backend/local/commit.ts";
 import type { Operation } from "../../../src/backend/types.ts";
-import { openFixture, runToEnd, stderrOf, stdoutOf, streamText } from "./helpers.ts";
+import { openFixture, runToEnd, stderrOf, stdoutOf, streamText, watchProcessList } from "./helpers.ts";
 import { writeLayout } from "./layouts.ts";
 
 const seen: Record<string, unknown> = { uid: process.getuid?.() };
@@ -113,6 +113,9 @@ try {
   // Timeouts kill everything the command started.
   const slow = await runToEnd(fx.backend, fx.image, "sleep 100 & sleep 100", { timeoutS: 1 });
   seen.timeout = { timedOut: slow.result?.exit.timedOut, status: slow.status };
+
+  // Neither an env value nor the shell command shows on the launcher's (or anyone's) command line.
+  seen.processList = await watchProcessList(fx.backend, fx.image);
 
   // Every run's work directory is gone, even the ones holding directories we cannot enter from outside.
   await fx.backend.removalsDone();

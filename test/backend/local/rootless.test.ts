@@ -99,7 +99,7 @@ describe.skipIf(skipReason !== null)(
       expect(seen.readFile).toBe("fresh\n");
     });
 
-    test("injected files, the network note, flattening, process limit, timeouts, no work directory left", () => {
+    test("injected files, the network note, flattening, process limit, timeouts, no work directory left, nothing secret in ps", () => {
       if (seen.check !== null) return;
       expect(seen.injected).toMatchObject({ stdout: "tool ran as 0\n" });
       expect(seen.offline).toEqual({ exitCode: 1, notes: [NO_NETWORK_NOTE] });
@@ -108,6 +108,15 @@ describe.skipIf(skipReason !== null)(
       expect(seen.timeout).toEqual({ timedOut: true, status: "SUCCESS" });
       expect(seen.forkBomb).toEqual({ status: "SUCCESS", limited: true });
       expect(seen.leftovers).toEqual([]);
+      const watched = seen.processList as {
+        leaks: string[];
+        stdout: string;
+        expected: string;
+        sawSleep: boolean;
+      };
+      expect(watched.leaks).toEqual([]);
+      expect(watched.stdout).toBe(watched.expected);
+      expect(watched.sawSleep).toBe(true);
       expect(seen.closeError).toBeUndefined();
     });
   },
