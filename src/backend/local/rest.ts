@@ -1,6 +1,7 @@
 // The local backend over HTTP as the ConTree v1 REST API (paths, shapes and status codes as the cloud's, see
 // shared/reference/contree-cloud-api.md §3-4), on loopback with a bearer token, so the cloud client can be tested
 // end to end against real sandboxes and other ConTree clients can use this machine.
+import { createHash, timingSafeEqual } from "node:crypto";
 import { imageGid, imageUid } from "./fsx.ts";
 import { BackendError, UserError } from "../../errors.ts";
 import { log } from "../../log.ts";
@@ -175,15 +176,21 @@ function parseRun(raw: Record<string, unknown>, image: string): RunSpec {
   };
 }
 
+/** Digests are of equal length, so neither the token's length nor a matching prefix shows in comparison timing. */
+function tokenDigest(value: string): Buffer {
+  return createHash("sha256").update(value).digest();
+}
+
 /** Serves the ConTree v1 REST API for `backend`; returns the Bun server (call .stop() to end it). */
 export function serveContreeApi(backend: LocalBackend, options: RestOptions): Bun.Server<undefined> {
   const specs = new Map<string, Record<string, unknown>>();
+  const expected = tokenDigest(`Bearer ${options.token}`);
   const server = Bun.serve({
     port: options.port,
     hostname: options.hostname ?? "127.0.0.1",
     async fetch(request) {
       const url = new URL(request.url);
-      if (request.headers.get("authorization") !== `Bearer ${options.token}`) {
+      if (!timingSafeEqual(tokenDigest(request.headers.get("authorization") ?? ""), expected)) {
         return failure(401, "missing or wrong bearer token");
       }
       const inspecting = url.pathname.startsWith("/v1/inspect/");

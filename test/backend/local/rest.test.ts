@@ -36,10 +36,16 @@ describe.skipIf(!canRunLocal)(`the ConTree v1 REST API over the local backend ${
     await fx?.close();
   });
 
-  test("requests without the bearer token are refused with 401", async () => {
+  test("requests without the exact bearer token are refused with 401", async () => {
     const response = await fetch(`${base}/v1/images`);
     expect(response.status).toBe(401);
     expect(await response.json()).toMatchObject({ status: 401 });
+    for (const header of [`Bearer ${TOKEN.slice(0, -1)}`, `Bearer ${TOKEN}x`, TOKEN, `Bearer  ${TOKEN}`]) {
+      const wrong = await fetch(`${base}/v1/images`, { headers: { authorization: header } });
+      expect(wrong.status).toBe(401);
+    }
+    const right = await fetch(`${base}/v1/images`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(right.status).toBe(200);
   });
 
   test("upload, run with a file and stdin, read the operation, inspect the child image", async () => {
