@@ -15,7 +15,7 @@
 import { Database } from "bun:sqlite";
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { BackendError } from "../../errors.ts";
+import { BackendError, UserError } from "../../errors.ts";
 import type { Image, ImageQuery } from "../types.ts";
 import { removeTree } from "./fsx.ts";
 
@@ -190,20 +190,34 @@ export class Store {
       if (isOwnerAlive(name)) othersAlive = true;
       else removeTree(join(tmpRoot, name));
     }
-    this.db = new Database(join(root, "store.sqlite"), { create: true, strict: true });
-    this.db.exec("PRAGMA busy_timeout = 5000");
-    this.db.exec("PRAGMA journal_mode = WAL");
-    this.db.exec("PRAGMA synchronous = NORMAL");
-    const version =
-      this.db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version ?? 0;
+    const dbPath = join(root, "store.sqlite");
+    this.db = new Database(dbPath, { create: true, strict: true });
+    let version: number;
+    try {
+      this.db.exec("PRAGMA busy_timeout = 5000");
+      this.db.exec("PRAGMA journal_mode = WAL");
+      this.db.exec("PRAGMA synchronous = NORMAL");
+      version = this.db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version ?? 0;
+    } catch (error) {
+      this.db.close();
+      const code = (error as { code?: unknown }).code;
+      // Not repaired here: the database is the only record of which layers and files make up which image.
+      if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT") {
+        throw new UserError(
+          `The local store's database ${dbPath} is damaged (${(error as Error).message}). Move ${root} aside (the database with the layers/ and files/ next to it) or use another --local-root.`,
+        );
+      }
+      throw error;
+    }
     if (version === 0) {
       this.db.transaction(() => {
         this.db.exec(SCHEMA);
         this.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
       })();
     } else if (version !== SCHEMA_VERSION) {
-      throw new Error(
-        `the local store ${root} has schema version ${version}; this contree-mcp knows ${SCHEMA_VERSION}. Use a newer contree-mcp or another --local-root.`,
+      this.db.close();
+      throw new UserError(
+        `The local store ${root} has schema version ${version}; this contree-mcp knows ${SCHEMA_VERSION}. Use a newer contree-mcp or another --local-root.`,
       );
     }
     // Another live server may be between renaming a layer into place and writing its row.
