@@ -26,6 +26,7 @@ import {
   symlinkSync,
   utimesSync,
 } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { BackendError } from "../../errors.ts";
 import { RegistryClient } from "../../registry/auth.ts";
@@ -470,7 +471,8 @@ async function importLocal(
       return await importDockerArchive(store, unpacked, tag, url, signal, progress);
     throw new BackendError({ code: "invalid", detail: `${path} holds no OCI image layout (index.json)` });
   } finally {
-    removeTree(unpacked);
+    // An unpacked archive can be gigabytes: its removal must not hold up the event loop (other runs' output, MCP).
+    await rm(unpacked, { recursive: true, force: true }).catch(() => removeTree(unpacked));
   }
 }
 
