@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { cli } from "../support/cli.ts";
 import { startFakeContree, type FakeContree } from "../support/fake-contree.ts";
 
 // doctor and setup through the real command line: citty wiring, stdout/stderr and exit codes.
@@ -12,7 +13,6 @@ const TOKEN = "cli-secret-token-77";
 let fake: FakeContree;
 // Every test spawns the CLI, a second or more each on a busy machine.
 const SLOW = 60_000;
-const TRANSPILER_CACHE = mkdtempSync(join(tmpdir(), "contree-mcp-cli-bun-cache-"));
 
 beforeAll(async () => {
   fake = await startFakeContree({ token: TOKEN });
@@ -24,31 +24,6 @@ afterAll(async () => {
 
 function freshHome(): string {
   return mkdtempSync(join(tmpdir(), "contree-mcp-cli-"));
-}
-
-async function cli(home: string, args: string[], env: Record<string, string> = {}, argv0 = [BUN, MAIN]) {
-  const proc = Bun.spawn([...argv0, ...args], {
-    cwd: home,
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    env: {
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
-      HOME: home,
-      XDG_CONFIG_HOME: join(home, ".config"),
-      XDG_CACHE_HOME: join(home, ".cache"),
-      XDG_DATA_HOME: join(home, ".local", "share"),
-      // One transpiler cache for every spawn: a fresh HOME would otherwise mean a cold start each time.
-      BUN_RUNTIME_TRANSPILER_CACHE_PATH: TRANSPILER_CACHE,
-      ...env,
-    },
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  return { stdout, stderr, code };
 }
 
 describe("contree-mcp doctor", () => {

@@ -3,12 +3,12 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { LocalBackend } from "../../../src/backend/local/backend.ts";
 import { removeTree } from "../../../src/backend/local/fsx.ts";
 import { UserError } from "../../../src/errors.ts";
+import { cli } from "../../support/cli.ts";
 
-const ROOT = resolve(import.meta.dir, "../../..");
 const dirs: string[] = [];
 
 function corruptRoot(): { root: string; db: string; bytes: Buffer } {
@@ -46,31 +46,7 @@ describe("a corrupt local store", () => {
     const { root, db } = corruptRoot();
     const home = mkdtempSync(join(tmpdir(), "contree-local-corrupt-home-"));
     dirs.push(home);
-    const proc = Bun.spawn(
-      [
-        join(ROOT, "node_modules/.bin/bun"),
-        join(ROOT, "src/main.ts"),
-        "serve",
-        "--backend",
-        "local",
-        "--local-root",
-        root,
-      ],
-      {
-        cwd: home,
-        stdin: "ignore",
-        stdout: "pipe",
-        stderr: "pipe",
-        env: {
-          PATH: process.env.PATH ?? "/usr/bin:/bin",
-          HOME: home,
-          XDG_CONFIG_HOME: join(home, ".config"),
-          XDG_CACHE_HOME: join(home, ".cache"),
-          XDG_DATA_HOME: join(home, ".local", "share"),
-        },
-      },
-    );
-    const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+    const { stderr, code } = await cli(home, ["serve", "--backend", "local", "--local-root", root]);
     expect(code).toBe(1);
     expect(stderr).toContain(db);
     expect(stderr).not.toContain("SQLiteError");
