@@ -170,7 +170,8 @@ export const download = defineTool({
         type: "file" as const,
         size,
         files: 1,
-        executable: args.executable,
+        // Windows has no executable bit: chmod does nothing there, so do not claim it.
+        executable: args.executable && process.platform !== "win32",
         skipped: [],
       };
     }
