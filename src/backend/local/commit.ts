@@ -80,28 +80,38 @@ function relativeEmpty(store: Store): string {
   return relative(store.layersDir, empty);
 }
 
-/** Copies the merged content of a layer stack into one new layer (no whiteouts needed: nothing lies below it). */
-export async function squashLayers(store: Store, layersTopFirst: string[]): Promise<string> {
+/** A new layer filled in a temp directory by `fill`, then stored whole (renamed into place) or not at all. */
+async function newLayer(
+  store: Store,
+  purpose: string,
+  fill: (building: string) => Promise<void>,
+): Promise<string> {
   const id = newLayerId();
-  const building = join(store.tmpDir, `squash-${id}`);
+  const building = join(store.tmpDir, `${purpose}-${id}`);
   mkdirSync(building);
   try {
-    // cp -a keeps modes, owners, hardlinks, symlinks, times and extended attributes (file capabilities).
-    const { exitCode, stderr } = await withMergedView(store, layersTopFirst, `exec cp -a "$M/." "$1"`, [
-      building,
-    ]);
-    if (exitCode !== 0) {
-      throw new BackendError({
-        code: "unavailable",
-        detail: `flattening the image failed: ${stderr.trim()}`,
-      });
-    }
+    await fill(building);
     renameSync(building, store.layerPath(id));
     store.addLayer(id, null);
     return id;
   } finally {
     removeTree(building);
   }
+}
+
+function flattenFailed(stderr: string): BackendError {
+  return new BackendError({ code: "unavailable", detail: `flattening the image failed: ${stderr.trim()}` });
+}
+
+/** Copies the merged content of a layer stack into one new layer (no whiteouts needed: nothing lies below it). */
+export function squashLayers(store: Store, layersTopFirst: string[]): Promise<string> {
+  return newLayer(store, "squash", async (building) => {
+    // cp -a keeps modes, owners, hardlinks, symlinks, times and extended attributes (file capabilities).
+    const { exitCode, stderr } = await withMergedView(store, layersTopFirst, `exec cp -a "$M/." "$1"`, [
+      building,
+    ]);
+    if (exitCode !== 0) throw flattenFailed(stderr);
+  });
 }
 
 function lstatOrNull(path: string): Stats | null {
@@ -137,11 +147,8 @@ function clearWay(layer: string, merged: string, comps: string[]): void {
  * same layers below as they did: a chain of commits shrinks to one layer while the image it started from stays
  * shared. Root only (rootless, a layer may hold directories we cannot read from outside: see flattenStack).
  */
-export async function mergeLayers(store: Store, layersBottomFirst: string[]): Promise<string> {
-  const id = newLayerId();
-  const building = join(store.tmpDir, `merge-${id}`);
-  mkdirSync(building);
-  try {
+export function mergeLayers(store: Store, layersBottomFirst: string[]): Promise<string> {
+  return newLayer(store, "merge", async (building) => {
     for (const layer of layersBottomFirst) {
       const source = store.layerPath(layer);
       clearWay(source, building, []);
@@ -151,19 +158,9 @@ export async function mergeLayers(store: Store, layersBottomFirst: string[]): Pr
         stdio: ["ignore", "ignore", "pipe"],
       });
       const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
-      if (code !== 0) {
-        throw new BackendError({
-          code: "unavailable",
-          detail: `flattening the image failed: ${stderr.trim()}`,
-        });
-      }
+      if (code !== 0) throw flattenFailed(stderr);
     }
-    renameSync(building, store.layerPath(id));
-    store.addLayer(id, null);
-    return id;
-  } finally {
-    removeTree(building);
-  }
+  });
 }
 
 /**
