@@ -36,6 +36,11 @@ const stateFile = (rel: string): StateFile => ({
   ino: 3,
 });
 
+/** A state with a fixed key, source and destination, for tests about its files. */
+function newState(): ReturnType<FileCache["ensureState"]> {
+  return cache.ensureState({ key: "k", backend: "b", source: "/s", destination: "/d", excludes: [] });
+}
+
 describe("FileCache", () => {
   test("knownFiles returns the root and what lies under it, not neighbours with the same prefix", () => {
     cache.rememberFiles([file("/p/a"), file("/p/a/x"), file("/p/a/y/z"), file("/p/ab"), file("/p/a0")]);
@@ -56,13 +61,7 @@ describe("FileCache", () => {
   });
 
   test("replaceStateFiles holds exactly the given files", () => {
-    const { id } = cache.ensureState({
-      key: "k",
-      backend: "b",
-      source: "/s",
-      destination: "/d",
-      excludes: [],
-    });
+    const { id } = newState();
     cache.replaceStateFiles(id, [stateFile("a"), stateFile("b")], 1);
     cache.replaceStateFiles(id, [stateFile("b"), stateFile("c")], 1);
     expect(cache.stateFiles(id).map((x) => x.rel)).toEqual(["b", "c"]);
@@ -82,13 +81,7 @@ describe("FileCache", () => {
   });
 
   test("what a caller read of a state is reused only if nobody wrote the state since", async () => {
-    const { id } = cache.ensureState({
-      key: "k",
-      backend: "b",
-      source: "/s",
-      destination: "/d",
-      excludes: [],
-    });
+    const { id } = newState();
     cache.replaceStateFiles(id, [stateFile("a"), stateFile("b")], 1);
     const seen = { files: cache.stateFiles(id), syncedAt: cache.stateByKey("k")!.syncedAt };
     await Bun.sleep(3);
@@ -99,13 +92,7 @@ describe("FileCache", () => {
   });
 
   test("a state remembers when its blobs were last confirmed", () => {
-    const { id, blobsCheckedAt } = cache.ensureState({
-      key: "k",
-      backend: "b",
-      source: "/s",
-      destination: "/d",
-      excludes: [],
-    });
+    const { id, blobsCheckedAt } = newState();
     expect(blobsCheckedAt).toBe(0);
     cache.replaceStateFiles(id, [stateFile("a")], 1234);
     expect(cache.stateByKey("k")?.blobsCheckedAt).toBe(1234);
@@ -116,13 +103,7 @@ describe("FileCache", () => {
   });
 
   test("a version 1 cache is migrated: its state files get a look that never matches", () => {
-    const { id } = cache.ensureState({
-      key: "k",
-      backend: "b",
-      source: "/s",
-      destination: "/d",
-      excludes: [],
-    });
+    const { id } = newState();
     cache.replaceStateFiles(id, [stateFile("a")], 1);
     cache.close();
     const path = join(dir, "files.db");
